@@ -1,0 +1,1 @@
+"""Pure-PyTorch parts of impasto: stylization networks, loss networks, losses, analysis."""

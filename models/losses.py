@@ -1,0 +1,124 @@
+"""Perceptual losses: content (feature reconstruction), Gram style (Gatys), total variation.
+
+Each loss follows "encode, represent, score x weight": one encoder pass yields every layer the
+losses need, the representation is the raw activation (content) or its Gram matrix (style), and the
+score is a mean squared error. Loss weights are defined for the project's pixel convention and the
+embedded VGG19 (Caffe, 0-255 inputs).
+"""
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from models.features import FeatureExtractor
+
+
+def gram_matrix(features: torch.Tensor) -> torch.Tensor:
+    """``[N, C, H, W]`` -> ``[N, C, C]`` Gram matrices normalised by ``C*H*W``.
+
+    The normalisation makes the value independent of the image size, so a style target computed
+    on a 512-px painting applies to 256-px training crops.
+    """
+    n, c, h, w = features.shape
+    flat = features.reshape(n, c, h * w)
+    return flat @ flat.transpose(1, 2) / (c * h * w)
+
+
+def content_loss(features: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    return F.mse_loss(features, target)
+
+
+def style_loss(features: torch.Tensor, target_gram: torch.Tensor) -> torch.Tensor:
+    """Squared Frobenius distance of Gram matrices (mean over entries and batch)."""
+    return F.mse_loss(gram_matrix(features), target_gram.expand(features.shape[0], -1, -1))
+
+
+def total_variation(image: torch.Tensor) -> torch.Tensor:
+    """Anisotropic L1 total variation, averaged over pixels."""
+    dy = (image[..., 1:, :] - image[..., :-1, :]).abs().mean()
+    dx = (image[..., :, 1:] - image[..., :, :-1]).abs().mean()
+    return dx + dy
+
+
+def weighted_gram_targets(encoder: FeatureExtractor, images: Sequence[torch.Tensor],
+                          weights: Sequence[float] | None, layers: Sequence[str]) -> dict[str, torch.Tensor]:
+    """Weighted mean of the Gram matrices of several style images (``[1, 3, H, W]`` each).
+
+    Images may have different sizes; the lecture's "multiple style images" blend.
+    """
+    weights = torch.tensor(list(weights) if weights is not None else [1.0] * len(images), dtype=torch.float32)
+    if len(weights) != len(images) or (weights < 0).any() or weights.sum() <= 0:
+        raise ValueError("style image weights must be non-negative, one per image, and not all zero")
+    weights = weights / weights.sum()
+    totals: dict[str, torch.Tensor] = {}
+    with torch.no_grad():
+        for image, w in zip(images, weights):
+            feats = encoder(image)
+            for layer in layers:
+                g = gram_matrix(feats[layer])[0] * w
+                totals[layer] = totals[layer] + g if layer in totals else g
+    return totals
+
+
+class PerceptualLoss(nn.Module):
+    """Johnson-style training loss for one or many styles.
+
+    ``style_weights`` ``[N, num_styles]`` picks (one-hot) or blends each sample's style target; the
+    blended target is the same mix of Gram matrices.
+    """
+
+    def __init__(self, encoder: FeatureExtractor, content_layers: Mapping[str, float],
+                 style_layers: Mapping[str, float], *, content_weight: float = 1.0,
+                 style_weight: float = 1.0, tv_weight: float = 0.0):
+        super().__init__()
+        self.encoder = encoder
+        self.content_layers = dict(content_layers)
+        self.style_layers = dict(style_layers)
+        self.content_weight = content_weight
+        self.style_weight = style_weight
+        self.tv_weight = tv_weight
+        self.num_styles = 0
+
+    def set_style_targets(self, styles: Sequence[tuple[Sequence[torch.Tensor], Sequence[float] | None]]) -> None:
+        """Compute and cache Gram targets once: one entry per style, each ``(images, weights)``."""
+        per_style = [weighted_gram_targets(self.encoder, images, weights, list(self.style_layers))
+                     for images, weights in styles]
+        for layer in self.style_layers:
+            # Non-persistent: targets are recomputed from the style images, never checkpointed.
+            self.register_buffer(f"target_{layer}", torch.stack([s[layer] for s in per_style]), persistent=False)
+        self.num_styles = len(per_style)
+
+    def style_target(self, layer: str, style_weights: torch.Tensor) -> torch.Tensor:
+        targets = getattr(self, f"target_{layer}")  # [S, C, C]
+        return torch.einsum("ns,scd->ncd", style_weights.to(targets.dtype), targets)
+
+    def forward(self, output: torch.Tensor, content: torch.Tensor,
+                style_weights: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        if self.num_styles == 0:
+            raise RuntimeError("call set_style_targets() before computing the loss")
+        if style_weights is None:
+            style_weights = output.new_ones(output.shape[0], 1)
+        with torch.no_grad():
+            content_target = self.encoder(content)
+        feats = self.encoder(output)
+        c = sum(w * content_loss(feats[l], content_target[l]) for l, w in self.content_layers.items())
+        s = sum(w * F.mse_loss(gram_matrix(feats[l]), self.style_target(l, style_weights))
+                for l, w in self.style_layers.items())
+        tv = total_variation(output)
+        terms = {"content": self.content_weight * c, "style": self.style_weight * s, "tv": self.tv_weight * tv}
+        terms["total"] = terms["content"] + terms["style"] + terms["tv"]
+        return terms
+
+
+def build_perceptual_loss(backend: str = "vgg19-caffe", content_layers: Mapping[str, float] | None = None,
+                          style_layers: Mapping[str, float] | None = None, content_weight: float = 1.0,
+                          style_weight: float = 1.0, tv_weight: float = 0.0, pooling: str = "max",
+                          weights_path: str | None = None) -> PerceptualLoss:
+    content_layers = dict(content_layers or {"relu2_2": 1.0})
+    style_layers = dict(style_layers or {n: 1.0 for n in ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")})
+    encoder = FeatureExtractor(backend, [*content_layers, *style_layers], pooling=pooling, weights_path=weights_path)
+    return PerceptualLoss(encoder, content_layers, style_layers, content_weight=content_weight,
+                          style_weight=style_weight, tv_weight=tv_weight)

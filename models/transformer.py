@@ -1,0 +1,211 @@
+"""Feed-forward stylization networks (Johnson et al., ECCV 2016) with selectable normalisation.
+
+The architecture is built from small blocks and a norm-layer factory so that a slimmer real-time
+variant is a config (widths, block count, kernel sizes, block type), not a fork.
+
+Every block takes ``(x, style_weights)``: conditional instance norm (Dumoulin et al., ICLR 2017)
+needs the per-sample style mix, the other norms ignore it. Pixel convention at both ends: float32
+RGB in [0, 1], NCHW.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+NORMS = ("instance", "batch", "conditional_instance")
+
+
+class ConditionalInstanceNorm2d(nn.Module):
+    """Instance norm with one (gamma, beta) pair per style and shared statistics.
+
+    ``style_weights`` is ``[N, num_styles]``; each sample's gamma/beta is the weighted sum of the
+    per-style parameters, so a one-hot row is exactly that style and a convex mix blends styles
+    inside one forward pass (different mixes per sample in one batch).
+    """
+
+    def __init__(self, num_features: int, num_styles: int):
+        super().__init__()
+        self.num_styles = num_styles
+        self.norm = nn.InstanceNorm2d(num_features, affine=False)
+        self.weight = nn.Parameter(torch.ones(num_styles, num_features))
+        self.bias = nn.Parameter(torch.zeros(num_styles, num_features))
+
+    def forward(self, x: torch.Tensor, style_weights: torch.Tensor) -> torch.Tensor:
+        gamma = (style_weights @ self.weight)[:, :, None, None]
+        beta = (style_weights @ self.bias)[:, :, None, None]
+        return self.norm(x) * gamma + beta
+
+
+class _Unconditional(nn.Module):
+    """Adapts a plain norm layer to the ``(x, style_weights)`` call convention."""
+
+    def __init__(self, norm: nn.Module):
+        super().__init__()
+        self.norm = norm
+
+    def forward(self, x: torch.Tensor, style_weights: torch.Tensor | None = None) -> torch.Tensor:
+        return self.norm(x)
+
+
+def make_norm(kind: str, channels: int, num_styles: int = 1) -> nn.Module:
+    """Norm-layer factory: ``instance`` (Ulyanov), ``batch`` or ``conditional_instance``."""
+    if kind == "instance":
+        return _Unconditional(nn.InstanceNorm2d(channels, affine=True))
+    if kind == "batch":
+        return _Unconditional(nn.BatchNorm2d(channels))
+    if kind == "conditional_instance":
+        return ConditionalInstanceNorm2d(channels, num_styles)
+    raise ValueError(f"unknown norm {kind!r}; choose one of {', '.join(NORMS)}")
+
+
+class ConvLayer(nn.Module):
+    """Reflection-padded convolution (no zero-padding border artefacts)."""
+
+    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int = 1, groups: int = 1):
+        super().__init__()
+        self.pad = nn.ReflectionPad2d(kernel // 2)
+        self.conv = nn.Conv2d(c_in, c_out, kernel, stride=stride, groups=groups)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(self.pad(x))
+
+
+class ConvNormAct(nn.Module):
+    """Conv -> norm -> optional ReLU, optionally after a 2x nearest-neighbour upsample.
+
+    Upsampling by resize + conv instead of transposed convolution avoids checkerboard artefacts
+    (Odena et al., 2016).
+    """
+
+    def __init__(self, c_in, c_out, kernel, *, stride=1, upsample=False, norm="instance",
+                 num_styles=1, act=True):
+        super().__init__()
+        self.upsample = upsample
+        self.conv = ConvLayer(c_in, c_out, kernel, stride)
+        self.norm = make_norm(norm, c_out, num_styles)
+        self.act = act
+
+    def forward(self, x, style_weights=None):
+        if self.upsample:
+            x = F.interpolate(x, scale_factor=2.0, mode="nearest")
+        x = self.norm(self.conv(x), style_weights)
+        return F.relu(x) if self.act else x
+
+
+class ResidualBlock(nn.Module):
+    """Two 3x3 conv+norm layers with an identity skip (He et al. 2016, as in Johnson et al.)."""
+
+    def __init__(self, channels: int, norm: str = "instance", num_styles: int = 1, kernel: int = 3):
+        super().__init__()
+        self.a = ConvNormAct(channels, channels, kernel, norm=norm, num_styles=num_styles)
+        self.b = ConvNormAct(channels, channels, kernel, norm=norm, num_styles=num_styles, act=False)
+
+    def forward(self, x, style_weights=None):
+        return x + self.b(self.a(x, style_weights), style_weights)
+
+
+class DepthwiseSeparableResidualBlock(nn.Module):
+    """Residual block with depthwise 3x3 + pointwise 1x1 convolutions (MobileNet-style).
+
+    Roughly ``k*k/C + 1`` times cheaper than :class:`ResidualBlock` at the same width.
+    """
+
+    def __init__(self, channels: int, norm: str = "instance", num_styles: int = 1, kernel: int = 3):
+        super().__init__()
+        self.dw_a = ConvLayer(channels, channels, kernel, groups=channels)
+        self.pw_a = nn.Conv2d(channels, channels, 1)
+        self.norm_a = make_norm(norm, channels, num_styles)
+        self.dw_b = ConvLayer(channels, channels, kernel, groups=channels)
+        self.pw_b = nn.Conv2d(channels, channels, 1)
+        self.norm_b = make_norm(norm, channels, num_styles)
+
+    def forward(self, x, style_weights=None):
+        y = F.relu(self.norm_a(self.pw_a(self.dw_a(x)), style_weights))
+        y = self.norm_b(self.pw_b(self.dw_b(y)), style_weights)
+        return x + y
+
+
+RESIDUAL_BLOCKS = {"basic": ResidualBlock, "dwsep": DepthwiseSeparableResidualBlock}
+
+
+class StylizationNetwork(nn.Module):
+    """Johnson-style image transformation network.
+
+    Defaults reproduce Johnson et al.: 9x9 conv 32 -> stride-2 3x3 64 -> stride-2 3x3 128 ->
+    5 residual blocks -> two upsampling stages 64 -> 32 -> 9x9 conv to 3.
+
+    Inputs of any size work: the two stride-2 stages round up, and the output is cropped back to
+    the input size, so sizes that are not multiples of 4 keep their exact shape.
+    """
+
+    def __init__(
+        self,
+        *,
+        widths: Sequence[int] = (32, 64, 128),
+        num_residual_blocks: int = 5,
+        kernel_sizes: Sequence[int] = (9, 3, 3),
+        residual_kernel: int = 3,
+        block: str = "basic",
+        norm: str = "instance",
+        num_styles: int = 1,
+        style_names: Sequence[str] | None = None,
+    ):
+        super().__init__()
+        if norm not in NORMS:
+            raise ValueError(f"unknown norm {norm!r}; choose one of {', '.join(NORMS)}")
+        if block not in RESIDUAL_BLOCKS:
+            raise ValueError(f"unknown block {block!r}; choose one of {', '.join(RESIDUAL_BLOCKS)}")
+        if norm != "conditional_instance" and num_styles != 1:
+            raise ValueError(f"norm={norm!r} holds one style; use norm=conditional_instance for {num_styles}")
+        if len(widths) != 3 or len(kernel_sizes) != 3:
+            raise ValueError("widths and kernel_sizes need three entries: (full-res, half-res, quarter-res)")
+        w1, w2, w3 = widths
+        k_in, k_down, k_out = kernel_sizes[0], kernel_sizes[1], kernel_sizes[2]
+        common = dict(norm=norm, num_styles=num_styles)
+        self.norm_kind = norm
+        self.num_styles = num_styles
+        self.style_names = list(style_names) if style_names else [f"style{i}" for i in range(num_styles)]
+        if len(self.style_names) != num_styles:
+            raise ValueError(f"{len(self.style_names)} style names for {num_styles} styles")
+        self.encoder = nn.ModuleList([
+            ConvNormAct(3, w1, k_in, **common),
+            ConvNormAct(w1, w2, k_down, stride=2, **common),
+            ConvNormAct(w2, w3, k_down, stride=2, **common),
+        ])
+        block_cls = RESIDUAL_BLOCKS[block]
+        self.residuals = nn.ModuleList(
+            [block_cls(w3, kernel=residual_kernel, **common) for _ in range(num_residual_blocks)])
+        self.decoder = nn.ModuleList([
+            ConvNormAct(w3, w2, k_down, upsample=True, **common),
+            ConvNormAct(w2, w1, k_down, upsample=True, **common),
+        ])
+        self.head = ConvLayer(w1, 3, k_out)
+
+    @property
+    def conditional(self) -> bool:
+        return self.norm_kind == "conditional_instance"
+
+    def forward(self, image: torch.Tensor, style_weights: torch.Tensor | None = None) -> torch.Tensor:
+        if self.conditional:
+            if style_weights is None:
+                raise ValueError("a conditional-instance-norm network needs style_weights [N, num_styles]")
+            style_weights = style_weights.to(image.dtype)
+        height, width = image.shape[-2:]
+        x = image
+        for layer in self.encoder:
+            x = layer(x, style_weights)
+        for layer in self.residuals:
+            x = layer(x, style_weights)
+        for layer in self.decoder:
+            x = layer(x, style_weights)
+        # Scaled tanh keeps the output in the [0, 1] pixel convention with a smooth gradient.
+        out = 0.5 * (torch.tanh(self.head(x)) + 1.0)
+        return out[..., :height, :width]
+
+
+def one_hot_styles(style_ids: torch.Tensor, num_styles: int) -> torch.Tensor:
+    """``[N]`` integer style ids -> ``[N, num_styles]`` float one-hot weights."""
+    return F.one_hot(style_ids.long(), num_styles).float()

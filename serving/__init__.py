@@ -1,0 +1,1 @@
+"""onnxruntime inference, image codec, HTTP service and CLI. Never imports torch."""

@@ -1,0 +1,1 @@
+"""Lightning + Hydra: training system, data, callbacks, train/export entry points."""

@@ -1,0 +1,142 @@
+"""``impasto export``: checkpoint -> ONNX with metadata, checked against eager PyTorch."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from models.transformer import StylizationNetwork
+
+PIXEL_CONVENTION = "float32 RGB [0,1] NCHW"
+# Odd, non-square, not multiples of 4, two batch sizes: the shapes most likely to break export.
+PARITY_SHAPES = ((1, 3, 67, 93), (3, 3, 130, 61))
+DEFAULT_TOLERANCE = 1e-4
+OPSET = 17
+
+
+class ExportError(RuntimeError):
+    pass
+
+
+class _OnnxWrapper(nn.Module):
+    """Fixes the graph's input/output signature (``image`` [+ ``style_weights``] -> ``stylized``)."""
+
+    def __init__(self, network: StylizationNetwork):
+        super().__init__()
+        self.network = network
+
+    def forward(self, image, style_weights=None):
+        return self.network(image, style_weights)
+
+
+def _example_inputs(network: StylizationNetwork, shape: Sequence[int], seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    image = torch.rand(*shape, generator=g)
+    if not network.conditional:
+        return (image,)
+    weights = torch.rand(shape[0], network.num_styles, generator=g)
+    return image, weights / weights.sum(1, keepdim=True)
+
+
+def export_onnx(network: StylizationNetwork, path: str | Path, *, training_config: str | None = None,
+                style_info: Mapping[str, Any] | None = None, identity_style: str | None = None) -> Path:
+    """Write ``network`` as ONNX with dynamic batch/height/width and impasto's metadata.
+
+    The caller's network is left in the mode it was given.
+    """
+    import onnx
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    wrapper = _OnnxWrapper(network)
+    was_training = network.training
+    network.eval()
+    try:
+        inputs = _example_inputs(network, PARITY_SHAPES[0])
+        names = ["image", "style_weights"][: len(inputs)]
+        axes = {"image": {0: "batch", 2: "height", 3: "width"}, "stylized": {0: "batch", 2: "height", 3: "width"}}
+        if network.conditional:
+            axes["style_weights"] = {0: "batch"}
+        with torch.no_grad():
+            # The TorchScript exporter handles the dynamic spatial crop and instance norm reliably.
+            torch.onnx.export(wrapper, inputs, str(path), input_names=names, output_names=["stylized"],
+                              dynamic_axes=axes, opset_version=OPSET, dynamo=False)
+    finally:
+        network.train(was_training)
+    model = onnx.load(str(path))
+    meta = {
+        "impasto.style_names": json.dumps(network.style_names),
+        "impasto.pixel_convention": PIXEL_CONVENTION,
+        "impasto.training_config": training_config or "",
+        "impasto.style_info": json.dumps(dict(style_info or {})),
+        "impasto.identity_style": identity_style or "",
+    }
+    del model.metadata_props[:]
+    for key, value in meta.items():
+        model.metadata_props.add(key=key, value=value)
+    model.producer_name = "impasto"
+    onnx.checker.check_model(model, full_check=True)
+    onnx.save(model, str(path))
+    return path
+
+
+def parity_check(network: StylizationNetwork, path: str | Path,
+                 shapes: Sequence[Sequence[int]] = PARITY_SHAPES) -> list[tuple[tuple[int, ...], float]]:
+    """Max abs difference between onnxruntime and eager PyTorch for each input shape."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    was_training = network.training
+    network.eval()
+    results = []
+    try:
+        for i, shape in enumerate(shapes):
+            inputs = _example_inputs(network, shape, seed=i + 1)
+            with torch.no_grad():
+                expected = network(*inputs).numpy()
+            feeds = {"image": inputs[0].numpy()}
+            if network.conditional:
+                feeds["style_weights"] = inputs[1].numpy()
+            got = session.run(["stylized"], feeds)[0]
+            if got.shape != expected.shape:
+                raise ExportError(f"ONNX output shape {got.shape} != PyTorch {expected.shape} for input {shape}")
+            results.append((tuple(shape), float(np.abs(got - expected).max())))
+    finally:
+        network.train(was_training)
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="impasto export", description=__doc__)
+    parser.add_argument("checkpoint", help="a Lightning checkpoint written by `impasto train` (e.g. last.ckpt)")
+    parser.add_argument("-o", "--output", help="ONNX file to write (default: next to the checkpoint)")
+    parser.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE,
+                        help="max abs difference allowed between onnxruntime and PyTorch (default %(default)g)")
+    args = parser.parse_args(argv)
+    from training.checkpoint import CheckpointError, load_network
+
+    try:
+        network, info = load_network(args.checkpoint)
+    except CheckpointError as err:
+        print(f"impasto export: {err}", file=sys.stderr)
+        return 2
+    output = Path(args.output) if args.output else Path(args.checkpoint).with_suffix(".onnx")
+    export_onnx(network, output, training_config=info.get("config_yaml"), style_info=info.get("style_info"),
+                identity_style=info.get("identity_style"))
+    print(f"onnx.checker: ok ({output})")
+    worst = 0.0
+    for shape, diff in parity_check(network, output):
+        print(f"onnxruntime vs PyTorch, input {'x'.join(map(str, shape))}: max abs diff {diff:.2e}")
+        worst = max(worst, diff)
+    if worst > args.tolerance:
+        print(f"impasto export: ONNX output differs from PyTorch by {worst:.2e} (> tolerance {args.tolerance:g}); "
+              "the exported model is not trustworthy", file=sys.stderr)
+        return 1
+    print(f"exported {output} (styles: {', '.join(network.style_names)})")
+    return 0
