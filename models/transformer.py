@@ -146,7 +146,7 @@ class StylizationNetwork(nn.Module):
         *,
         widths: Sequence[int] = (32, 64, 128),
         num_residual_blocks: int = 5,
-        kernel_sizes: Sequence[int] = (9, 3, 3),
+        kernel_sizes: Sequence[int] = (9, 3, 9),
         residual_kernel: int = 3,
         block: str = "basic",
         norm: str = "instance",
@@ -161,7 +161,7 @@ class StylizationNetwork(nn.Module):
         if norm != "conditional_instance" and num_styles != 1:
             raise ValueError(f"norm={norm!r} holds one style; use norm=conditional_instance for {num_styles}")
         if len(widths) != 3 or len(kernel_sizes) != 3:
-            raise ValueError("widths and kernel_sizes need three entries: (full-res, half-res, quarter-res)")
+            raise ValueError("widths need three entries (full, half, quarter resolution) and kernel_sizes three (first, down/up-sampling, last)")
         w1, w2, w3 = widths
         k_in, k_down, k_out = kernel_sizes[0], kernel_sizes[1], kernel_sizes[2]
         common = dict(norm=norm, num_styles=num_styles)

@@ -50,3 +50,38 @@ def no_network(monkeypatch):
     monkeypatch.setattr(socket.socket, "connect_ex", connect_ex)
     monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
     yield
+
+
+# --- training fixtures shared by training/export/CLI tests ------------------------------------
+
+def compose_train_config(output_dir, overrides=()):
+    """The real `impasto train` config, composed and pointed at ``output_dir``."""
+    from hydra import compose, initialize_config_module
+
+    with initialize_config_module("conf", version_base="1.3"):
+        return compose("train", overrides=[f"paths.output_dir={output_dir}", *overrides])
+
+
+TINY = ["network=tiny", "data.image_size=64", "data.val_size=64", "style_size=96",
+        "callbacks.progress=null", "trainer.enable_model_summary=false", "trainer.log_every_n_steps=1"]
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """A tiny single-style network trained for 8 steps through the real training code."""
+    from training.train import train
+
+    out = tmp_path_factory.mktemp("tiny_run")
+    return train(compose_train_config(out, [*TINY, "trainer.max_steps=8", "trainer.val_check_interval=4",
+                                            "callbacks.checkpoint.every_n_train_steps=4",
+                                            "callbacks.samples.every_n_steps=4"]))
+
+
+@pytest.fixture(scope="session")
+def tiny_onnx(tiny_run, tmp_path_factory):
+    from training.checkpoint import load_network
+    from training.export import export_onnx
+
+    network, info = load_network(tiny_run["last_ckpt"])
+    return export_onnx(network, tmp_path_factory.mktemp("onnx") / "tiny.onnx",
+                       training_config=info["config_yaml"], style_info=info["style_info"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -63,7 +64,9 @@ def export_onnx(network: StylizationNetwork, path: str | Path, *, training_confi
         axes = {"image": {0: "batch", 2: "height", 3: "width"}, "stylized": {0: "batch", 2: "height", 3: "width"}}
         if network.conditional:
             axes["style_weights"] = {0: "batch"}
-        with torch.no_grad():
+        with torch.no_grad(), warnings.catch_warnings():
+            # The exporter's notes on constant folding and instance-norm stats are expected here.
+            warnings.simplefilter("ignore", UserWarning)
             # The TorchScript exporter handles the dynamic spatial crop and instance norm reliably.
             torch.onnx.export(wrapper, inputs, str(path), input_names=names, output_names=["stylized"],
                               dynamic_axes=axes, opset_version=OPSET, dynamo=False)

@@ -1,0 +1,134 @@
+"""``impasto stylize``: stylise image files with an exported ONNX model (onnxruntime, no torch)."""
+from __future__ import annotations
+
+import argparse
+import glob
+import logging
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from serving.errors import ImpastoError
+from serving.imageio import encode, format_for_path, from_array, limit_size, open_image, to_array
+from serving.model import StyleModel
+
+INPUT_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
+
+
+def expand_inputs(patterns: list[str]) -> tuple[list[Path], list[str]]:
+    """Files, directories (their images, sorted) and globs -> ``(files, patterns matching nothing)``."""
+    files: list[Path] = []
+    missing: list[str] = []
+    for pattern in patterns:
+        path = Path(pattern).expanduser()
+        if path.is_dir():
+            files += sorted(p for p in path.iterdir() if p.suffix.lower() in INPUT_SUFFIXES and p.is_file())
+        elif path.exists():
+            files.append(path)
+        elif matches := sorted(glob.glob(str(path), recursive=True)):
+            files += [Path(m) for m in matches if Path(m).is_file()]
+        else:
+            missing.append(pattern)
+    return list(dict.fromkeys(files)), missing
+
+
+def default_model_path() -> Path | None:
+    """The first model bundled with the package, if any."""
+    bundled = Path(__file__).parent / "bundled"
+    models = sorted(bundled.glob("*.onnx")) if bundled.is_dir() else []
+    return models[0] if models else None
+
+
+def output_path(source: Path, output: str | None, style_tag: str, many: bool) -> Path:
+    """``-o`` is a file for one input, a directory for several; default: ``<stem>_<style>.png``
+    next to the input."""
+    name = f"{source.stem}_{style_tag}.png"
+    if output is None:
+        return source.with_name(name)
+    out = Path(output)
+    if many or out.is_dir() or output.endswith(("/", "\\")):
+        return out / name
+    return out
+
+
+def stylize_file(model: StyleModel, source: Path, weights: np.ndarray, max_size: int | None, target: Path) -> Path:
+    image = limit_size(open_image(source), max_size)
+    stylized = model.run(to_array(image)[None], weights[None])[0]
+    data, _ = encode(from_array(stylized), format_for_path(target))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(data)
+    return target
+
+
+def _progress(total: int):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    return Progress(TextColumn("stylizing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                    transient=True, disable=total < 2)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="impasto stylize", description=__doc__)
+    parser.add_argument("inputs", nargs="+", help="image files, directories or globs")
+    parser.add_argument("-m", "--model", help="ONNX model from `impasto export` (default: the bundled model)")
+    parser.add_argument("-s", "--style", help="style name, or a blend NAME:W,NAME:W (weights are normalised)")
+    parser.add_argument("--max-size", type=int, help="downscale so the longer side is at most PX")
+    parser.add_argument("-o", "--output", help="output file (one input) or directory")
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="impasto: %(message)s")
+
+    def fail(message: str) -> None:
+        print(f"impasto stylize: {message}", file=sys.stderr)
+
+    if args.max_size is not None and args.max_size < 8:
+        fail("--max-size must be at least 8")
+        return 2
+    model_path = args.model or default_model_path()
+    if model_path is None:
+        fail("no model given and none bundled: pass -m MODEL.onnx (see `impasto export`)")
+        return 2
+    try:
+        model = StyleModel(model_path, device=args.device)
+        weights = model.style_weights(args.style)
+    except ImpastoError as err:
+        fail(str(err))
+        return 2
+    files, missing = expand_inputs(args.inputs)
+    errors = [f"{m}: no such file or matching image" for m in missing]
+    tag = (args.style or model.style_names[0]).replace(":", "-").replace(",", "_")
+    with _progress(len(files)) as progress:
+        task = progress.add_task("stylize", total=len(files))
+        for source in files:
+            try:
+                target = stylize_file(model, source, weights, args.max_size,
+                                      output_path(source, args.output, tag, many=len(files) > 1))
+                progress.console.print(f"{source} -> {target}")
+            except ImpastoError as err:
+                errors.append(str(err))
+            progress.advance(task)
+    for message in errors:
+        fail(message)
+    return 1 if errors else 0
+
+
+def list_styles_main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="impasto styles", description="List the styles of a model.")
+    parser.add_argument("-m", "--model", help="ONNX model (default: the bundled model)")
+    args = parser.parse_args(argv)
+    model_path = args.model or default_model_path()
+    if model_path is None:
+        print("impasto styles: no model given and none bundled: pass -m MODEL.onnx", file=sys.stderr)
+        return 2
+    try:
+        model = StyleModel(model_path, device="cpu")
+    except ImpastoError as err:
+        print(f"impasto styles: {err}", file=sys.stderr)
+        return 2
+    print(f"{model.path} ({'blendable' if model.blendable else 'single style'})")
+    for name in model.style_names:
+        info = model.style_info.get(name, {})
+        details = ", ".join(str(info[k]) for k in ("title", "artist", "year") if info.get(k))
+        print(f"  {name}" + (f"  — {details}" if details else ""))
+    return 0

@@ -1,0 +1,88 @@
+import pytest
+import torch
+
+from models.features import FeatureExtractor
+from models.losses import (PerceptualLoss, build_perceptual_loss, gram_matrix, style_loss, total_variation,
+                           weighted_gram_targets)
+
+
+def test_gram_matrix_hand_computed():
+    # One sample, C=2, H=1, W=2: F = [[1, 2], [3, 4]] -> F F^T = [[5, 11], [11, 25]] / (C*H*W = 4)
+    f = torch.tensor([[[[1.0, 2.0]], [[3.0, 4.0]]]])
+    torch.testing.assert_close(gram_matrix(f), torch.tensor([[[5.0, 11.0], [11.0, 25.0]]]) / 4)
+
+
+def test_gram_matrix_properties():
+    f = torch.randn(3, 8, 5, 7)
+    g = gram_matrix(f)
+    assert g.shape == (3, 8, 8)
+    torch.testing.assert_close(g, g.transpose(1, 2))  # symmetric
+    assert (torch.linalg.eigvalsh(g) > -1e-5).all()  # positive semi-definite
+    # Independent of spatial arrangement and normalised for size: tiling the map 2x2 keeps it.
+    torch.testing.assert_close(gram_matrix(f.repeat(1, 1, 2, 2)), g, atol=1e-5, rtol=1e-5)
+    perm = torch.randperm(35)
+    torch.testing.assert_close(gram_matrix(f.flatten(2)[..., perm].reshape(f.shape)), g, atol=1e-5, rtol=1e-5)
+
+
+def test_style_loss_zero_for_own_gram_and_positive_otherwise():
+    f = torch.randn(2, 4, 6, 6)
+    assert style_loss(f, gram_matrix(f)) < 1e-10
+    assert style_loss(f, gram_matrix(torch.randn(2, 4, 6, 6))) > 0
+
+
+def test_total_variation():
+    flat = torch.full((1, 3, 8, 8), 0.5)
+    assert total_variation(flat) == 0
+    stripes = torch.zeros(1, 1, 2, 4)
+    stripes[..., 1::2] = 1.0  # every horizontal neighbour differs by 1, vertical ones by 0
+    assert total_variation(stripes) == pytest.approx(1.0)
+
+
+@pytest.fixture(scope="module")
+def encoder():
+    return FeatureExtractor("vgg19-caffe", ["relu1_1", "relu2_1", "relu2_2"])
+
+
+def test_weighted_gram_targets_average_several_style_images(encoder):
+    a, b = torch.rand(1, 3, 32, 32), torch.rand(1, 3, 40, 24)
+    ga = weighted_gram_targets(encoder, [a], None, ["relu1_1"])["relu1_1"]
+    gb = weighted_gram_targets(encoder, [b], None, ["relu1_1"])["relu1_1"]
+    mix = weighted_gram_targets(encoder, [a, b], [3.0, 1.0], ["relu1_1"])["relu1_1"]
+    torch.testing.assert_close(mix, 0.75 * ga + 0.25 * gb)
+    only_a = weighted_gram_targets(encoder, [a, b], [1.0, 0.0], ["relu1_1"])["relu1_1"]
+    torch.testing.assert_close(only_a, ga)
+    with pytest.raises(ValueError):
+        weighted_gram_targets(encoder, [a, b], [0.0, 0.0], ["relu1_1"])
+
+
+def test_perceptual_loss_blends_style_targets(encoder):
+    loss = PerceptualLoss(encoder, {"relu2_2": 1.0}, {"relu1_1": 1.0, "relu2_1": 1.0})
+    loss.set_style_targets([([torch.rand(1, 3, 32, 32)], None), ([torch.zeros(1, 3, 32, 32)], None)])
+    t0 = loss.style_target("relu1_1", torch.tensor([[1.0, 0.0]]))
+    t1 = loss.style_target("relu1_1", torch.tensor([[0.0, 1.0]]))
+    half = loss.style_target("relu1_1", torch.tensor([[0.5, 0.5]]))
+    torch.testing.assert_close(half, (t0 + t1) / 2)
+    terms = loss(torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32), torch.tensor([[1.0, 0], [0, 1.0]]))
+    assert set(terms) == {"content", "style", "tv", "total"}
+    assert all(v.ndim == 0 and torch.isfinite(v) for v in terms.values())
+
+
+def test_losses_go_down_over_a_few_steps():
+    """A tiny network trained for a few Adam steps lowers the perceptual loss."""
+    from models.transformer import StylizationNetwork
+
+    torch.manual_seed(0)
+    loss = build_perceptual_loss(content_layers={"relu2_2": 1.0}, style_layers={"relu1_1": 1.0, "relu2_1": 1.0},
+                                 content_weight=1e-4, style_weight=3e-3, tv_weight=1.0)
+    loss.set_style_targets([([torch.rand(1, 3, 48, 48)], None)])
+    net = StylizationNetwork(widths=(8, 16, 16), num_residual_blocks=1)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-2)
+    content = torch.rand(2, 3, 48, 48)
+    history = []
+    for _ in range(25):
+        terms = loss(net(content), content)
+        opt.zero_grad()
+        terms["total"].backward()
+        opt.step()
+        history.append(terms["total"].item())
+    assert history[-1] < 0.8 * history[0]

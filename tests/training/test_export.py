@@ -1,0 +1,71 @@
+import json
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+
+from models.transformer import StylizationNetwork
+from training.checkpoint import CheckpointError, load_network
+from training.export import export_onnx, main as export_main, parity_check
+
+
+@pytest.mark.parametrize("norm,num_styles", [("instance", 1), ("conditional_instance", 3), ("batch", 1)])
+def test_export_parity_at_two_shapes(tmp_path, norm, num_styles):
+    torch.manual_seed(0)
+    net = StylizationNetwork(widths=(8, 16, 16), num_residual_blocks=1, norm=norm, num_styles=num_styles)
+    net.train()
+    path = export_onnx(net, tmp_path / "m.onnx")
+    assert net.training  # the caller's mode is restored
+    results = parity_check(net, path)
+    assert [s for s, _ in results] == [(1, 3, 67, 93), (3, 3, 130, 61)]
+    assert all(diff < 1e-4 for _, diff in results)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    inputs = {i.name: i.shape for i in session.get_inputs()}
+    assert inputs["image"] == ["batch", 3, "height", "width"]
+    assert ("style_weights" in inputs) == (norm == "conditional_instance")
+    assert [o.name for o in session.get_outputs()] == ["stylized"]
+
+
+def test_metadata_carries_styles_pixels_and_config(tiny_onnx):
+    model = onnx.load(str(tiny_onnx))
+    meta = {p.key: p.value for p in model.metadata_props}
+    assert json.loads(meta["impasto.style_names"]) == ["ihc"]
+    assert meta["impasto.pixel_convention"] == "float32 RGB [0,1] NCHW"
+    assert "network:" in meta["impasto.training_config"] and "styles:" in meta["impasto.training_config"]
+    assert json.loads(meta["impasto.style_info"])["ihc"]["title"].startswith("Immunohistochemistry")
+
+
+def test_export_cli_prints_parity_and_writes_model(tiny_run, tmp_path, capsys):
+    out = tmp_path / "cli.onnx"
+    assert export_main([str(tiny_run["last_ckpt"]), "-o", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "onnx.checker: ok" in printed and printed.count("max abs diff") == 2
+    assert out.is_file()
+
+
+def test_export_cli_fails_clearly_beyond_tolerance(tiny_run, tmp_path, capsys):
+    assert export_main([str(tiny_run["last_ckpt"]), "-o", str(tmp_path / "m.onnx"), "--tolerance", "0"]) == 1
+    assert "differs from PyTorch" in capsys.readouterr().err
+
+
+def test_export_cli_rejects_a_non_checkpoint(tmp_path, capsys):
+    bogus = tmp_path / "x.ckpt"
+    bogus.write_bytes(b"nope")
+    assert export_main([str(bogus)]) == 2
+    assert "not a readable impasto checkpoint" in capsys.readouterr().err
+    with pytest.raises(CheckpointError, match="not found"):
+        load_network(tmp_path / "missing.ckpt")
+
+
+def test_loaded_network_matches_onnx_on_a_real_photo(tiny_run, tiny_onnx):
+    import skimage.data
+
+    network, _ = load_network(tiny_run["last_ckpt"])
+    photo = torch.from_numpy(skimage.data.coffee()[:101, :143]).permute(2, 0, 1)[None].float() / 255
+    with torch.no_grad():
+        expected = network(photo).numpy()
+    got = ort.InferenceSession(str(tiny_onnx)).run(["stylized"], {"image": photo.numpy()})[0]
+    assert got.shape == (1, 3, 101, 143)
+    assert np.abs(got - expected).max() < 1e-4

@@ -1,0 +1,80 @@
+import csv
+
+import pytest
+import torch
+from PIL import Image
+
+from tests.conftest import TINY, compose_train_config
+from training.images import ImageLoadError
+from training.train import train
+
+
+def _logged_steps(run_dir):
+    with open(run_dir / "logs" / "metrics.csv") as f:
+        return [int(row["step"]) for row in csv.DictReader(f) if row.get("train/loss")]
+
+
+def test_train_writes_checkpoints_samples_and_logs(tiny_run):
+    run = tiny_run["run_dir"]
+    assert tiny_run["global_step"] == 8
+    assert (run / "checkpoints" / "last.ckpt").is_file()
+    assert sorted(p.name for p in (run / "samples").glob("*.png")) == ["step_000004.png", "step_000008.png"]
+    grid = Image.open(run / "samples" / "step_000008.png")
+    # Rows: 2 validation images; columns: original + 1 style; 64 px tiles with 2 px padding.
+    assert grid.size == (2 * 64 + 3 * 2, 2 * 64 + 3 * 2)
+    with open(run / "logs" / "metrics.csv") as f:
+        header = next(csv.reader(f))
+    assert {"train/content", "train/style", "train/tv", "val/total"} <= set(header)
+
+
+def test_checkpoint_excludes_the_frozen_loss_network(tiny_run):
+    ckpt = torch.load(tiny_run["last_ckpt"], map_location="cpu", weights_only=True)
+    assert ckpt["state_dict"] and all(k.startswith("network.") for k in ckpt["state_dict"])
+    assert ckpt["impasto"]["style_names"] == ["ihc"]
+
+
+def test_resume_continues_from_the_checkpoint_step(tiny_run, tmp_path):
+    cfg = compose_train_config(tmp_path, [*TINY, "trainer.max_steps=12", f"ckpt_path={tiny_run['last_ckpt']}",
+                                          ])
+    result = train(cfg)
+    assert result["global_step"] == 12
+    assert min(_logged_steps(tmp_path)) >= 8  # continued at step 8, not from 0
+
+
+def test_corrupt_content_images_are_skipped_and_counted(tmp_path, caplog):
+    photos = tmp_path / "photos" / "nested"
+    photos.mkdir(parents=True)
+    for i in range(4):
+        Image.fromarray((torch.rand(70, 90, 3) * 255).byte().numpy()).save(photos / f"p{i}.jpg")
+    (photos / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    (photos / "notes.txt").write_text("ignored")
+    out = tmp_path / "run"
+    cfg = compose_train_config(out, [*TINY, "data=folder", f"data.root={tmp_path / 'photos'}",
+                                     "data.image_size=64", "data.val_size=64", "data.num_workers=0",
+                                     "trainer.max_steps=2"])
+    with caplog.at_level("WARNING"):
+        result = train(cfg)
+    assert result["global_step"] == 2
+    assert "skipped 1 unreadable image" in caplog.text
+
+
+def test_unreadable_style_image_fails_before_training(tmp_path):
+    bad = tmp_path / "style.jpg"
+    bad.write_bytes(b"not an image")
+    cfg = compose_train_config(tmp_path / "run", [*TINY, "style=image", f"style_image={bad}"])
+    with pytest.raises(ImageLoadError, match="style 'custom'"):
+        train(cfg)
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+@pytest.mark.slow
+def test_ddp_spawn_on_two_cpu_processes(tmp_path):
+    """Lightning's DDP with the global batch split over 2 processes; rank 0 writes the outputs."""
+    cfg = compose_train_config(tmp_path, [*TINY, "trainer=ddp", "trainer.strategy=ddp_spawn",
+                                          "trainer.accelerator=cpu", "trainer.devices=2", "trainer.max_steps=4",
+                                          "trainer.val_check_interval=2", "callbacks.samples.every_n_steps=2",
+                                          "callbacks.checkpoint.every_n_train_steps=2"])
+    result = train(cfg)
+    assert (tmp_path / "checkpoints" / "last.ckpt").is_file()
+    assert sorted(p.name for p in (tmp_path / "samples").glob("*.png")) == ["step_000002.png", "step_000004.png"]
+    assert result["global_step"] == 4

@@ -1,0 +1,38 @@
+"""Rebuild a trained network from a checkpoint written by ``impasto train`` (no loss network)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from hydra.utils import instantiate
+
+from models.transformer import StylizationNetwork
+
+
+class CheckpointError(RuntimeError):
+    pass
+
+
+def load_network(path: str | Path) -> tuple[StylizationNetwork, dict[str, Any]]:
+    """Returns ``(network in eval mode, info)``; info has style names/info and the config YAML."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        # Our own checkpoints hold only tensors and plain containers; refuse anything else.
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise CheckpointError(f"{path}: not a readable impasto checkpoint ({err})".splitlines()[0]) from None
+    hparams, extra = ckpt.get("hyper_parameters"), ckpt.get("impasto")
+    if not hparams or "network" not in hparams or not extra:
+        raise CheckpointError(f"{path}: not an impasto training checkpoint (no network config)")
+    names = extra["style_names"]
+    network = instantiate(hparams["network"], num_styles=len(names), style_names=names)
+    prefix = "network."
+    state = {k[len(prefix):]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
+    network.load_state_dict(state)
+    network.eval()
+    info = {"style_names": names, "style_info": extra.get("style_info", {}),
+            "config_yaml": hparams.get("config_yaml"), "global_step": ckpt.get("global_step")}
+    return network, info

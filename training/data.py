@@ -1,0 +1,135 @@
+"""Content images for training: a folder (recursive) or scikit-image's bundled photos."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Sequence
+
+import lightning as L
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+from torchvision.transforms import v2
+
+from training.images import SKIMAGE_PREFIX, ImageLoadError, load_pil
+
+log = logging.getLogger(__name__)
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
+
+
+def scan_images(root: str | Path) -> tuple[list[Path], list[Path]]:
+    """All images under ``root`` (recursive): ``(readable, skipped)``.
+
+    Only headers are checked here (fast); files that fail to decode later are skipped by the
+    dataset at load time.
+    """
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise FileNotFoundError(f"content folder not found: {root}")
+    good, bad = [], []
+    for path in sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()):
+        try:
+            with Image.open(path) as img:
+                img.verify()
+            good.append(path)
+        except Exception:  # PIL raises many types for broken files
+            bad.append(path)
+    return good, bad
+
+
+def crop_transform(image_size: int, train: bool) -> v2.Compose:
+    resize = v2.Resize(image_size, antialias=True)  # shorter side
+    if train:
+        return v2.Compose([v2.PILToTensor(), resize, v2.RandomCrop(image_size), v2.RandomHorizontalFlip(),
+                           v2.ToDtype(torch.float32, scale=True)])
+    return v2.Compose([v2.PILToTensor(), resize, v2.CenterCrop(image_size), v2.ToDtype(torch.float32, scale=True)])
+
+
+class ImageListDataset(Dataset):
+    """Images from refs (paths or ``skimage:NAME``), transformed on load.
+
+    An image that fails to decode is skipped (the next one is used instead), counted and warned
+    about once, so one corrupt file never stops a long training run.
+    """
+
+    def __init__(self, refs: Sequence[str | Path], transform, repeat: int = 1):
+        if not refs:
+            raise ValueError("no content images found")
+        self.refs = list(refs)
+        self.transform = transform
+        self.repeat = repeat
+        self.failed: set[str] = set()
+
+    def __len__(self) -> int:
+        return len(self.refs) * self.repeat
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        for offset in range(len(self.refs)):
+            ref = self.refs[(index + offset) % len(self.refs)]
+            if str(ref) in self.failed:
+                continue
+            try:
+                return self.transform(load_pil(ref))
+            except ImageLoadError as err:
+                self.failed.add(str(ref))
+                log.warning("skipping unreadable content image (%d so far): %s", len(self.failed), err)
+        raise RuntimeError("every content image failed to load")
+
+
+class ContentDataModule(L.LightningDataModule):
+    """Content photos: ``root`` folder, or scikit-image's photos when ``root`` is null.
+
+    ``batch_size`` is the global batch: under DDP each rank loads ``batch_size // world_size``.
+    """
+
+    def __init__(self, root: str | None = None, skimage_photos: Sequence[str] = (), image_size: int = 256,
+                 batch_size: int = 4, num_workers: int = 0, val_root: str | None = None,
+                 val_images: Sequence[str] = (), val_size: int = 256, repeat: int = 1):
+        super().__init__()
+        self.save_hyperparameters()
+        self.skipped: list[Path] = []
+
+    def _refs(self) -> list:
+        hp = self.hparams
+        if hp.root:
+            good, bad = scan_images(hp.root)
+            if bad:
+                log.warning("skipped %d unreadable image(s) in %s, e.g. %s", len(bad), hp.root, bad[0])
+            if not good:
+                raise ValueError(f"no readable .jpg/.png/.webp images under {hp.root}")
+            self.skipped = bad
+            return good
+        return [SKIMAGE_PREFIX + name for name in hp.skimage_photos]
+
+    def _val_refs(self) -> list:
+        hp = self.hparams
+        if hp.val_root:
+            return scan_images(hp.val_root)[0]
+        return list(hp.val_images)
+
+    def setup(self, stage: str | None = None) -> None:
+        hp = self.hparams
+        self.train_set = ImageListDataset(self._refs(), crop_transform(hp.image_size, train=True), repeat=hp.repeat)
+        val_refs = self._val_refs()
+        self.val_set = ImageListDataset(val_refs, crop_transform(hp.val_size, train=False)) if val_refs else None
+
+    def _per_rank_batch(self) -> int:
+        world = self.trainer.world_size if self.trainer is not None else 1
+        if self.hparams.batch_size % world:
+            raise ValueError(f"data.batch_size={self.hparams.batch_size} is not divisible by {world} processes")
+        return self.hparams.batch_size // world
+
+    def train_dataloader(self) -> DataLoader:
+        return DataLoader(self.train_set, batch_size=self._per_rank_batch(), shuffle=True, drop_last=True,
+                          num_workers=self.hparams.num_workers, persistent_workers=self.hparams.num_workers > 0)
+
+    def val_dataloader(self) -> DataLoader | list:
+        if self.val_set is None:
+            return []
+        return DataLoader(self.val_set, batch_size=len(self.val_set), num_workers=0)
+
+    def validation_images(self) -> torch.Tensor | None:
+        """The (fixed, center-cropped) validation images as one batch, for sample grids."""
+        if getattr(self, "val_set", None) is None:
+            return None
+        return torch.stack([self.val_set[i] for i in range(len(self.val_set))])

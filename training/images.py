@@ -1,0 +1,66 @@
+"""Image references used in configs: a file path or ``skimage:NAME`` for scikit-image's bundled
+photos (offline). Loaded as float32 RGB ``[3, H, W]`` in [0, 1]."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+
+SKIMAGE_PREFIX = "skimage:"
+# Colour photos that scikit-image ships inside its wheel (no download needed).
+SKIMAGE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "motorcycle_left", "motorcycle_right",
+                  "hubble_deep_field", "immunohistochemistry", "retina", "colorwheel")
+
+
+class ImageLoadError(ValueError):
+    """An image referenced by the config cannot be read."""
+
+
+def _skimage_array(name: str) -> np.ndarray:
+    import skimage.data
+
+    if name in ("motorcycle_left", "motorcycle_right"):
+        left, right, _ = skimage.data.stereo_motorcycle()
+        return left if name == "motorcycle_left" else right
+    if name not in SKIMAGE_PHOTOS:
+        raise ImageLoadError(f"unknown scikit-image photo {name!r}; choose one of {', '.join(SKIMAGE_PHOTOS)}")
+    return getattr(skimage.data, name)()
+
+
+def load_pil(ref: str | Path) -> Image.Image:
+    """``skimage:NAME`` or a path -> RGB PIL image (EXIF orientation applied)."""
+    ref = str(ref)
+    if ref.startswith(SKIMAGE_PREFIX):
+        return Image.fromarray(_skimage_array(ref[len(SKIMAGE_PREFIX):])).convert("RGB")
+    path = Path(ref).expanduser()
+    if not path.is_file():
+        raise ImageLoadError(f"image not found: {path}")
+    try:
+        with Image.open(path) as img:
+            img.load()
+            img = ImageOps.exif_transpose(img)
+            if img.mode in ("RGBA", "LA", "P"):
+                rgba = img.convert("RGBA")
+                img = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
+            return img.convert("RGB")
+    except (OSError, SyntaxError, ValueError) as err:
+        raise ImageLoadError(f"cannot read image {path}: {err}") from None
+
+
+def resize_longer(img: Image.Image, size: int | None) -> Image.Image:
+    if not size or max(img.size) == size:
+        return img
+    scale = size / max(img.size)
+    return img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))),
+                      Image.Resampling.LANCZOS)
+
+
+def pil_to_tensor(img: Image.Image) -> torch.Tensor:
+    return torch.from_numpy(np.asarray(img, dtype=np.uint8).copy()).permute(2, 0, 1).float() / 255.0
+
+
+def load_tensor(ref: str | Path, size: int | None = None) -> torch.Tensor:
+    """Load ``ref`` as ``[3, H, W]`` in [0, 1], the longer side resized to ``size`` if given."""
+    return pil_to_tensor(resize_longer(load_pil(ref), size))

@@ -1,0 +1,47 @@
+"""Style specifications from the config: each style is a name, one or more images with weights,
+and optional provenance metadata (title, artist, year, source) carried into the exported model."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+import torch
+
+from training.images import ImageLoadError, load_tensor
+
+
+@dataclass
+class Style:
+    name: str
+    images: list[str]
+    weights: list[float] | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_config(cls, spec: Mapping[str, Any]) -> "Style":
+        images = spec.get("images") or ([spec["image"]] if spec.get("image") else [])
+        if not spec.get("name") or not images:
+            raise ValueError(f"a style needs a name and at least one image, got {dict(spec)}")
+        weights = spec.get("weights")
+        if weights is not None and len(weights) != len(images):
+            raise ValueError(f"style {spec['name']!r}: {len(weights)} weights for {len(images)} images")
+        return cls(str(spec["name"]), [str(i) for i in images], list(weights) if weights is not None else None,
+                   dict(spec.get("info") or {}))
+
+
+def parse_styles(specs: Sequence[Mapping[str, Any]]) -> list[Style]:
+    styles = [Style.from_config(s) for s in specs]
+    if not styles:
+        raise ValueError("no styles configured")
+    names = [s.name for s in styles]
+    if len(set(names)) != len(names):
+        raise ValueError(f"style names must be unique, got {names}")
+    return styles
+
+
+def load_style_images(style: Style, size: int) -> list[torch.Tensor]:
+    """The style's images as ``[1, 3, H, W]`` tensors; a clear error names the unreadable one."""
+    try:
+        return [load_tensor(ref, size).unsqueeze(0) for ref in style.images]
+    except ImageLoadError as err:
+        raise ImageLoadError(f"style {style.name!r}: {err}") from None

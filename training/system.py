@@ -1,0 +1,93 @@
+"""The LightningModule: a stylization network trained against a frozen perceptual loss.
+
+The network and loss are built from plain config dicts (``hydra.utils.instantiate``), so the
+checkpoint's hyper-parameters are enough to rebuild the network for export without the loss
+network. The frozen loss network is left out of checkpoints.
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+import lightning as L
+import torch
+from hydra.utils import instantiate
+
+from models.losses import PerceptualLoss
+from models.transformer import StylizationNetwork, one_hot_styles
+from training.styles import load_style_images, parse_styles
+
+LOSS_PREFIX = "loss_fn."
+
+
+class StylizationSystem(L.LightningModule):
+    # Checkpoints hold no loss-network weights, so loading must tolerate their absence.
+    strict_loading = False
+
+    def __init__(self, network: Mapping[str, Any], loss: Mapping[str, Any], styles: Sequence[Mapping[str, Any]],
+                 optimizer: Mapping[str, Any], style_size: int = 512, config_yaml: str | None = None,
+                 trainable: str = "all"):
+        super().__init__()
+        self.save_hyperparameters()
+        self.styles = parse_styles(styles)
+        # Loading the style images here makes an unreadable one fail before any training starts.
+        self.style_images = [load_style_images(s, style_size) for s in self.styles]
+        self.network: StylizationNetwork = instantiate(
+            network, num_styles=len(self.styles), style_names=[s.name for s in self.styles])
+        self.loss_fn: PerceptualLoss = instantiate(loss)
+        self._set_trainable(trainable)
+
+    def _set_trainable(self, trainable: str) -> None:
+        """``all``, or ``norm`` to train only normalisation parameters (e.g. a new CIN style)."""
+        if trainable == "all":
+            return
+        if trainable != "norm":
+            raise ValueError(f"trainable must be 'all' or 'norm', not {trainable!r}")
+        for name, param in self.network.named_parameters():
+            param.requires_grad_(".norm." in f".{name}" or name.split(".")[-2] in ("norm_a", "norm_b"))
+
+    def setup(self, stage: str) -> None:
+        self.loss_fn.set_style_targets([(imgs, s.weights) for imgs, s in zip(self.style_images, self.styles)])
+
+    @property
+    def num_styles(self) -> int:
+        return len(self.styles)
+
+    def style_weights_for(self, batch_size: int, step: int) -> torch.Tensor:
+        """One-hot style per sample, cycling through styles so every batch is balanced and the
+        assignment depends only on the step (exact resume)."""
+        ids = (torch.arange(batch_size) + step * batch_size) % self.num_styles
+        return one_hot_styles(ids, self.num_styles).to(self.device)
+
+    def forward(self, images: torch.Tensor, style_weights: torch.Tensor | None = None) -> torch.Tensor:
+        if style_weights is None:
+            style_weights = one_hot_styles(torch.zeros(len(images)), self.num_styles).to(images.device)
+        return self.network(images, style_weights if self.network.conditional else None)
+
+    def _losses(self, images: torch.Tensor, style_weights: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.loss_fn(self(images, style_weights), images, style_weights)
+
+    def training_step(self, batch: torch.Tensor, batch_idx: int) -> torch.Tensor:
+        weights = self.style_weights_for(len(batch), self.global_step)
+        losses = self._losses(batch, weights)
+        self.log_dict({f"train/{k}": v for k, v in losses.items() if k != "total"}, batch_size=len(batch))
+        self.log("train/loss", losses["total"], prog_bar=True, batch_size=len(batch))
+        return losses["total"]
+
+    def validation_step(self, batch: torch.Tensor, batch_idx: int) -> None:
+        for style in range(self.num_styles):
+            weights = one_hot_styles(torch.full((len(batch),), style), self.num_styles).to(self.device)
+            losses = self._losses(batch, weights)
+            self.log_dict({f"val/{k}": v / self.num_styles for k, v in losses.items()}, reduce_fx="sum",
+                          batch_size=len(batch), sync_dist=True)
+
+    def configure_optimizers(self):
+        params = [p for p in self.network.parameters() if p.requires_grad]
+        return instantiate(self.hparams.optimizer)(params)
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items()
+                                    if not k.startswith(LOSS_PREFIX)}
+        checkpoint["impasto"] = {
+            "style_names": [s.name for s in self.styles],
+            "style_info": {s.name: s.info for s in self.styles if s.info},
+        }

@@ -1,0 +1,88 @@
+"""``impasto train``: a thin Hydra entry point around :func:`train`, which tests call directly."""
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+log = logging.getLogger(__name__)
+
+
+def _instantiate_group(group: DictConfig | None) -> list[Any]:
+    from hydra.utils import instantiate
+
+    objects = []
+    for name, spec in (group or {}).items():
+        if spec is None:
+            continue
+        if name == "tensorboard":
+            try:
+                import tensorboard  # noqa: F401  (optional dependency)
+            except ImportError:
+                log.info("tensorboard not installed: logging to CSV only")
+                continue
+        objects.append(instantiate(spec))
+    return objects
+
+
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Train from a composed config; returns the run directory and checkpoint paths."""
+    import lightning as L
+    import torch
+    from hydra.utils import instantiate
+
+    from training.checkpoint import load_network
+    from training.system import StylizationSystem
+
+    L.seed_everything(cfg.seed, workers=True)
+    run_dir = Path(cfg.paths.output_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    datamodule = instantiate(cfg.data)
+    system = StylizationSystem(
+        network=OmegaConf.to_container(cfg.network, resolve=True),
+        loss=OmegaConf.to_container(cfg.loss, resolve=True),
+        styles=OmegaConf.to_container(cfg.styles, resolve=True),
+        optimizer=OmegaConf.to_container(cfg.optimizer, resolve=True),
+        style_size=cfg.style_size,
+        config_yaml=OmegaConf.to_yaml(cfg, resolve=True),
+        trainable=cfg.trainable,
+    )
+    if cfg.get("init_from"):
+        source, _ = load_network(cfg.init_from)
+        missing = system.network.load_state_dict(source.state_dict(), strict=False)
+        log.info("initialised network from %s (%s)", cfg.init_from, missing)
+    trainer = instantiate(cfg.trainer, callbacks=_instantiate_group(cfg.get("callbacks")),
+                          logger=_instantiate_group(cfg.get("logger")) or False)
+    torch.set_float32_matmul_precision("high")
+    trainer.fit(system, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    skipped = getattr(datamodule, "skipped", []) or []
+    failed = getattr(getattr(datamodule, "train_set", None), "failed", set())
+    if skipped or failed:
+        log.warning("content images skipped: %d unreadable at scan, %d failed to decode", len(skipped), len(failed))
+    last = run_dir / "checkpoints" / "last.ckpt"
+    return {"run_dir": run_dir, "last_ckpt": last, "global_step": trainer.global_step,
+            "metrics": {k: float(v) for k, v in trainer.callback_metrics.items()}}
+
+
+@hydra.main(version_base="1.3", config_path="pkg://conf", config_name="train")
+def _hydra_entry(cfg: DictConfig) -> None:
+    from training.images import ImageLoadError
+
+    try:
+        result = train(cfg)
+    except (ImageLoadError, FileNotFoundError, ValueError) as err:
+        # Configuration and input problems: one clear line, no traceback.
+        print(f"impasto train: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+    print(f"run directory: {result['run_dir']}")
+    print(f"checkpoint: {result['last_ckpt']} (step {result['global_step']})")
+
+
+def main(argv: list[str] | None = None) -> int:
+    sys.argv = ["impasto train", *(sys.argv[1:] if argv is None else argv)]
+    _hydra_entry()
+    return 0
