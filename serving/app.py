@@ -1,0 +1,61 @@
+"""App factory: ``create_app(settings)`` -> FastAPI app that loads its models in its lifespan.
+
+Sessions are created once at start-up (a broken model file makes start-up fail with its reason);
+warm-up then runs in the background and ``/readyz`` turns 200 when it is done.
+"""
+from __future__ import annotations
+
+import asyncio
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
+from starlette.concurrency import run_in_threadpool
+
+from serving import http_errors, routes_api, routes_ops, routes_web
+from serving.metrics import Metrics, MetricsMiddleware
+from serving.model import StyleModel
+from serving.service import Service, load_models
+from serving.settings import Settings
+
+DESCRIPTION = """Real-time neural style transfer with onnxruntime.
+
+`POST /v1/stylize` with an image (multipart field `image` or the raw body) and query parameters;
+the answer is the stylized image. Concurrent requests for one model are batched together.
+Every error answer is JSON: `{"error": code, "detail": message}`.
+"""
+
+
+def create_app(settings: Settings | None = None, models: list[StyleModel] | None = None) -> FastAPI:
+    """``models`` (already loaded) replaces loading from ``settings.models``; used by tests."""
+    settings = settings or Settings()
+    metrics = Metrics()
+    service = Service(settings, metrics)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        loaded = models if models is not None else await run_in_threadpool(load_models, settings)
+        service.start(loaded)
+        warm = asyncio.create_task(service.warm_up())
+        try:
+            yield
+        finally:
+            warm.cancel()
+            await asyncio.gather(warm, return_exceptions=True)
+            await service.stop()
+
+    # FastAPIOffline: the same FastAPI app, with /docs and /redoc assets served locally instead of a CDN.
+    app = FastAPIOffline(title="impasto", version="1", description=DESCRIPTION, lifespan=lifespan)
+    app.state.service = service
+    http_errors.install(app, metrics)
+    app.include_router(routes_api.build_router(settings))
+    app.include_router(routes_ops.router)
+    app.include_router(routes_web.router)
+    app.mount("/static", routes_web.static_files(), name="static")
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    return app
+
+
+def factory() -> FastAPI:
+    """For ``uvicorn --factory serving.app:factory`` and multi-worker runs: settings from IMPASTO_*."""
+    return create_app(Settings())

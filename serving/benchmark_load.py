@@ -1,0 +1,231 @@
+"""Load benchmark: a real ``impasto serve`` on 127.0.0.1, N concurrent clients for T seconds,
+batching on vs off side by side.
+
+    python -m serving.benchmark_load --models DIR --clients 16 --seconds 10
+
+Without ``--models`` an untrained default-size network is exported to a temporary directory
+(needs the ``train`` extra); its speed is that of a trained one of the same architecture.
+The server only ever binds the loopback address.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+HOST = "127.0.0.1"  # loopback only, by design
+
+
+@dataclass
+class RunStats:
+    mode: str
+    latencies_ms: list[float] = field(default_factory=list)
+    errors: int = 0
+    seconds: float = 0.0
+    mean_batch: float = float("nan")
+    error_kinds: dict[str, int] = field(default_factory=dict)
+
+    def row(self) -> list[str]:
+        lat = np.asarray(self.latencies_ms) if self.latencies_ms else np.asarray([np.nan])
+        p50, p95, p99 = np.percentile(lat, [50, 95, 99])
+        return [self.mode, str(len(self.latencies_ms) + self.errors), str(self.errors),
+                f"{len(self.latencies_ms) / self.seconds:.1f}", f"{p50:.0f}", f"{p95:.0f}", f"{p99:.0f}",
+                f"{self.mean_batch:.2f}"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def export_default_model(directory: Path) -> Path:
+    """An untrained Johnson-size network (the architecture's defaults) as ONNX."""
+    import torch
+
+    from models.transformer import StylizationNetwork
+    from training.export import export_onnx
+
+    torch.manual_seed(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return export_onnx(StylizationNetwork(style_names=["untrained"]), directory / "untrained.onnx")
+
+
+def sample_images(size: int, count: int = 4) -> list[bytes]:
+    rng = np.random.default_rng(0)
+    images = []
+    for _ in range(count):
+        small = rng.integers(0, 256, (size // 16, size // 16, 3), dtype=np.uint8)
+        buf = io.BytesIO()
+        Image.fromarray(small).resize((size, size), Image.Resampling.BICUBIC).save(buf, "PNG")
+        images.append(buf.getvalue())
+    return images
+
+
+@contextmanager
+def running_server(models: Path, port: int, batching: bool, args):
+    cmd = [sys.executable, "-m", "serving.server", "--models", str(models), "--host", HOST, "--port", str(port),
+           "--batching" if batching else "--no-batching", "--max-batch-size", str(args.max_batch_size),
+           "--max-batch-wait-ms", str(args.max_batch_wait_ms), "--max-queue", str(max(64, args.clients * 2)),
+           "--log-level", "warning"]
+    if args.threads:
+        cmd += ["--threads", str(args.threads)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        yield proc
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+async def wait_ready(client, proc, timeout: float = 120.0) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited: {proc.stderr.read()[-2000:]}")
+        try:
+            if (await client.get("/readyz")).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        await asyncio.sleep(0.1)
+    raise RuntimeError("server did not become ready")
+
+
+async def mean_batch_size(client) -> float:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = (await client.get("/metrics")).text
+    total = count = 0.0
+    for family in text_string_to_metric_families(text):
+        if family.name == "impasto_batch_size":
+            for sample in family.samples:
+                if sample.name.endswith("_sum"):
+                    total += sample.value
+                elif sample.name.endswith("_count"):
+                    count += sample.value
+    return total / count if count else float("nan")
+
+
+async def load(base: str, proc, images: list[bytes], args, mode: str) -> RunStats:
+    import httpx
+
+    stats = RunStats(mode)
+    limits = httpx.Limits(max_connections=args.clients, max_keepalive_connections=args.clients)
+    async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits) as client:
+        await wait_ready(client, proc)
+        params = {"style": args.style} if args.style else {}
+        sent = 0
+
+        async def worker(index: int, until: float, record: bool):
+            nonlocal sent
+            i = index
+            while time.monotonic() < until and (not record or sent < args.max_requests):
+                if record:
+                    sent += 1
+                start = time.perf_counter()
+                try:
+                    r = await client.post("/v1/stylize", params=params, content=images[i % len(images)],
+                                          headers={"content-type": "image/png"})
+                    ok, kind = r.status_code == 200, str(r.status_code)
+                except httpx.HTTPError as err:
+                    ok, kind = False, type(err).__name__
+                i += 1
+                if not record:
+                    continue
+                if ok:
+                    stats.latencies_ms.append((time.perf_counter() - start) * 1000.0)
+                else:
+                    stats.errors += 1
+                    stats.error_kinds[kind] = stats.error_kinds.get(kind, 0) + 1
+
+        warm_until = time.monotonic() + args.warmup_seconds
+        await asyncio.gather(*(worker(c, warm_until, False) for c in range(args.clients)))
+        start = time.monotonic()
+        await asyncio.gather(*(worker(c, start + args.seconds, True) for c in range(args.clients)))
+        stats.seconds = time.monotonic() - start
+        stats.mean_batch = await mean_batch_size(client)  # includes the warm-up phase
+    return stats
+
+
+def print_table(rows: list[list[str]]) -> None:
+    header = ["mode", "requests", "errors", "images/s", "p50 ms", "p95 ms", "p99 ms", "mean batch"]
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    line = lambda r: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
+    print(line(header))
+    print("  ".join("-" * w for w in widths))
+    for r in rows:
+        print(line(r))
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m serving.benchmark_load", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--models", help="directory of .onnx models (default: export an untrained default network)")
+    p.add_argument("--style", help="style spec to request (default: the server's default style)")
+    p.add_argument("--clients", type=int, default=16, help="concurrent clients (default %(default)s)")
+    p.add_argument("--seconds", type=float, default=10.0, help="measured seconds per mode (default %(default)s)")
+    p.add_argument("--warmup-seconds", type=float, default=1.0, help="unmeasured load first (default %(default)s)")
+    p.add_argument("--max-requests", type=int, default=100_000, help="stop a mode after this many requests")
+    p.add_argument("--image-size", type=int, default=256, help="square test image side (default %(default)s)")
+    p.add_argument("--max-batch-size", type=int, default=8)
+    p.add_argument("--max-batch-wait-ms", type=float, default=5.0)
+    p.add_argument("--threads", type=int, help="onnxruntime intra-op threads (default: onnxruntime's choice)")
+    p.add_argument("--modes", default="on,off", help="batching modes to run, in order (default %(default)s)")
+    args = p.parse_args(argv)
+    if not (0 < args.seconds <= 600 and 0 < args.clients <= 1024 and args.max_requests > 0):
+        p.error("need 0 < --seconds <= 600, 0 < --clients <= 1024, --max-requests > 0")
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    if not modes or set(modes) - {"on", "off"}:
+        p.error("--modes takes on, off or both")
+
+    with tempfile.TemporaryDirectory(prefix="impasto-bench-") as tmp:
+        if args.models:
+            models = Path(args.models)
+            names = ", ".join(path.name for path in sorted(models.glob("*.onnx")))
+            print(f"model(s): {names} from {models}")
+        else:
+            models = Path(tmp)
+            export_default_model(models)
+            print("model: no --models given: exported an UNTRAINED default-size network "
+                  "(Johnson et al. widths 32/64/128, 5 residual blocks) to a temporary directory")
+        print(f"load: {args.clients} clients, {args.seconds:g} s per mode (+{args.warmup_seconds:g} s warm-up), "
+              f"{args.image_size}x{args.image_size} PNG, max batch {args.max_batch_size}, "
+              f"max wait {args.max_batch_wait_ms:g} ms, {os.cpu_count()} CPUs visible")
+        images = sample_images(args.image_size)
+        rows = []
+        for mode in modes:
+            port = _free_port()
+            with running_server(models, port, mode == "on", args) as proc:
+                stats = asyncio.run(load(f"http://{HOST}:{port}", proc, images, args, f"batching {mode}"))
+            rows.append(stats.row())
+            if stats.error_kinds:
+                print(f"batching {mode}: errors by kind: {stats.error_kinds}")
+        print()
+        print_table(rows)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

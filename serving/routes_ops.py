@@ -1,0 +1,29 @@
+"""Operational endpoints: liveness, readiness and Prometheus metrics (not versioned)."""
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+
+from serving.http_errors import error_response, error_responses
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/healthz", summary="Liveness: the process answers")
+async def healthz() -> dict:
+    return {"status": "ok"}
+
+
+@router.get("/readyz", summary="Readiness: models loaded and warmed up", responses=error_responses(503))
+async def readyz(request: Request) -> JSONResponse:
+    service = request.app.state.service
+    if not service.ready:
+        return error_response(503, "not_ready", service.warmup_error or "models are warming up")
+    return JSONResponse({"status": "ready", "models": list(service.catalog.models)})
+
+
+@router.get("/metrics", summary="Prometheus metrics (text exposition format)",
+            response_class=Response, responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}})
+async def metrics(request: Request) -> Response:
+    body, content_type = request.app.state.service.metrics.render()
+    return Response(body, media_type=content_type)

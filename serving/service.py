@@ -1,0 +1,67 @@
+"""What the app holds between requests: settings, metrics, models, batchers, readiness."""
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import numpy as np
+from starlette.concurrency import run_in_threadpool
+
+from serving.batching import Batcher
+from serving.catalog import Catalog
+from serving.metrics import Metrics
+from serving.model import StyleModel
+from serving.pipeline import MIN_SIDE, Stylizer
+from serving.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def load_models(settings: Settings) -> list[StyleModel]:
+    return [StyleModel(path, device=settings.device, threads=settings.threads) for path in settings.model_paths()]
+
+
+class Service:
+    def __init__(self, settings: Settings, metrics: Metrics):
+        self.settings, self.metrics = settings, metrics
+        self.catalog: Catalog | None = None
+        self.batchers: dict[str, Batcher] = {}
+        self.stylizer: Stylizer | None = None
+        self.ready = False
+        self.warmup_error: str | None = None
+
+    def start(self, models: list[StyleModel]) -> None:
+        """Build the catalog and one running batcher per model (inside the event loop)."""
+        s = self.settings
+        self.catalog = Catalog(models)
+        for model in models:
+            name = model.name
+            batch_size, wait_s = (s.max_batch_size, s.max_batch_wait_ms / 1000.0) if s.batching else (1, 0.0)
+
+            def on_batch(size, seconds, name=name):
+                self.metrics.batch_size.labels(name).observe(size)
+                self.metrics.inference.labels(name).observe(seconds)
+
+            batcher = Batcher(name, model.run, max_batch_size=batch_size, max_wait_s=wait_s, max_queue=s.max_queue,
+                              on_batch=on_batch, on_depth=self.metrics.queue_depth.labels(name).set)
+            batcher.start()
+            self.batchers[name] = batcher
+        self.stylizer = Stylizer(s, self.catalog, self.batchers)
+
+    async def warm_up(self) -> None:
+        """One small inference per model, so the first real request does not pay for arena allocation."""
+        try:
+            for model in self.catalog.models.values():
+                image = np.full((1, 3, MIN_SIDE * 2, MIN_SIDE * 2), 0.5, dtype=np.float32)
+                weights = model.style_weights(None)[None] if model.blendable else None
+                await run_in_threadpool(model.run, image, weights)
+            self.ready = True
+            log.info("ready: %s", ", ".join(f"{m.name} ({len(m.style_names)} styles, {m.providers[0]})"
+                                            for m in self.catalog.models.values()))
+        except Exception as err:  # a model that cannot run must keep /readyz red, not crash the loop
+            self.warmup_error = f"warm-up failed: {err}".splitlines()[0]
+            log.error(self.warmup_error)
+
+    async def stop(self) -> None:
+        self.ready = False
+        await asyncio.gather(*(b.stop() for b in self.batchers.values()))

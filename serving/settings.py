@@ -1,0 +1,57 @@
+"""Service configuration: command-line flags or ``IMPASTO_*`` environment variables.
+
+Environment variables use the field name in upper case, e.g. ``IMPASTO_MODELS=/srv/models``,
+``IMPASTO_MAX_BATCH_SIZE=16``, ``IMPASTO_BATCHING=false``. Flags given to ``impasto serve`` win.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from serving.errors import ModelError
+from serving.model import find_models
+
+BUNDLED_MODELS = Path(__file__).parent / "bundled"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="IMPASTO_", extra="ignore")
+
+    models: Path | None = Field(None, description="directory of .onnx models (default: the bundled ones)")
+    host: str = Field("127.0.0.1", description="address to bind; use 0.0.0.0 to listen on every interface")
+    port: int = Field(8000, ge=0, le=65535)
+    workers: int = Field(1, ge=1, description="uvicorn worker processes (each loads its own sessions)")
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    threads: int | None = Field(None, ge=1, description="onnxruntime intra-op threads per model")
+    log_level: str = "info"
+
+    # Cross-request batching (per model; only images of the same size share a batch).
+    batching: bool = True
+    max_batch_size: int = Field(8, ge=1, le=256)
+    max_batch_wait_ms: float = Field(5.0, ge=0, le=10_000)
+    max_queue: int = Field(64, ge=1, description="requests waiting per model before 503 + Retry-After")
+    retry_after_s: int = Field(1, ge=0)
+    request_timeout_s: float = Field(30.0, gt=0)
+
+    # Hard limits on input.
+    max_upload_bytes: int = Field(20 * 1024 * 1024, ge=1)
+    max_pixels: int = Field(50_000_000, ge=1, description="decoded pixel limit (checked on the header)")
+    default_max_size: int = Field(1024, ge=16, description="longer side images are scaled to by default")
+    max_size_limit: int = Field(2048, ge=16, description="largest max_size a request may ask for")
+    input_formats: tuple[str, ...] = ("PNG", "JPEG", "WEBP")
+
+    def model_paths(self) -> list[Path]:
+        """The .onnx files to serve; a :class:`ModelError` explains what to pass when there are none."""
+        if self.models is None:
+            paths = find_models(BUNDLED_MODELS) if BUNDLED_MODELS.is_dir() else []
+            if not paths:
+                raise ModelError("no bundled models in this installation; pass --models DIR "
+                                 "(or set IMPASTO_MODELS) to a directory of .onnx files from `impasto export`")
+            return paths
+        paths = find_models(self.models)
+        if not paths:
+            raise ModelError(f"no .onnx models in {self.models}; export one with `impasto export`")
+        return paths
