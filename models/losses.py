@@ -67,7 +67,9 @@ class PerceptualLoss(nn.Module):
     """Johnson-style training loss for one or many styles.
 
     ``style_weights`` ``[N, num_styles]`` picks (one-hot) or blends each sample's style target; the
-    blended target is the same mix of Gram matrices.
+    blended target is the same mix of Gram matrices. An *identity* style (no images) targets the
+    content image's own Grams, so the network learns to reproduce its input under that style, and
+    blending towards it is a strength control inside the network.
     """
 
     def __init__(self, encoder: FeatureExtractor, content_layers: Mapping[str, float],
@@ -83,17 +85,34 @@ class PerceptualLoss(nn.Module):
         self.num_styles = 0
 
     def set_style_targets(self, styles: Sequence[tuple[Sequence[torch.Tensor], Sequence[float] | None]]) -> None:
-        """Compute and cache Gram targets once: one entry per style, each ``(images, weights)``."""
-        per_style = [weighted_gram_targets(self.encoder, images, weights, list(self.style_layers))
+        """Compute and cache Gram targets once: one entry per style, each ``(images, weights)``.
+
+        A style with no images is the identity style (see the class docstring).
+        """
+        layers = list(self.style_layers)
+        per_style = [weighted_gram_targets(self.encoder, images, weights, layers) if images else None
                      for images, weights in styles]
-        for layer in self.style_layers:
-            # Non-persistent: targets are recomputed from the style images, never checkpointed.
-            self.register_buffer(f"target_{layer}", torch.stack([s[layer] for s in per_style]), persistent=False)
+        if all(s is None for s in per_style):
+            raise ValueError("at least one style needs images")
+        shapes = next(s for s in per_style if s is not None)
+        # Non-persistent: targets are recomputed from the style images, never checkpointed.
+        for layer in layers:
+            stacked = torch.stack([s[layer] if s else torch.zeros_like(shapes[layer]) for s in per_style])
+            self.register_buffer(f"target_{layer}", stacked, persistent=False)
+        self.register_buffer("identity_mask", torch.tensor([float(s is None) for s in per_style]), persistent=False)
         self.num_styles = len(per_style)
 
-    def style_target(self, layer: str, style_weights: torch.Tensor) -> torch.Tensor:
+    def style_target(self, layer: str, style_weights: torch.Tensor,
+                     content_gram: torch.Tensor | None = None) -> torch.Tensor:
+        """Per-sample target Gram ``[N, C, C]``: the style mix, plus the identity share times the
+        sample's own content Gram."""
         targets = getattr(self, f"target_{layer}")  # [S, C, C]
-        return torch.einsum("ns,scd->ncd", style_weights.to(targets.dtype), targets)
+        weights = style_weights.to(targets.dtype)
+        target = torch.einsum("ns,scd->ncd", weights * (1 - self.identity_mask), targets)
+        identity_share = weights @ self.identity_mask
+        if content_gram is not None and bool(identity_share.any()):
+            target = target + identity_share[:, None, None] * content_gram
+        return target
 
     def forward(self, output: torch.Tensor, content: torch.Tensor,
                 style_weights: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
@@ -105,7 +124,8 @@ class PerceptualLoss(nn.Module):
             content_target = self.encoder(content)
         feats = self.encoder(output)
         c = sum(w * content_loss(feats[l], content_target[l]) for l, w in self.content_layers.items())
-        s = sum(w * F.mse_loss(gram_matrix(feats[l]), self.style_target(l, style_weights))
+        s = sum(w * F.mse_loss(gram_matrix(feats[l]),
+                               self.style_target(l, style_weights, gram_matrix(content_target[l])))
                 for l, w in self.style_layers.items())
         tv = total_variation(output)
         terms = {"content": self.content_weight * c, "style": self.style_weight * s, "tv": self.tv_weight * tv}

@@ -34,5 +34,6 @@ def load_network(path: str | Path) -> tuple[StylizationNetwork, dict[str, Any]]:
     network.load_state_dict(state)
     network.eval()
     info = {"style_names": names, "style_info": extra.get("style_info", {}),
+            "identity_style": extra.get("identity_style"),
             "config_yaml": hparams.get("config_yaml"), "global_step": ckpt.get("global_step")}
     return network, info

@@ -37,6 +37,18 @@ def scan_images(root: str | Path) -> tuple[list[Path], list[Path]]:
     return good, bad
 
 
+def split_holdout(files: Sequence[Path], every: int) -> tuple[list[Path], list[Path]]:
+    """Deterministic split of a sorted file list: every ``every``-th file is held out.
+
+    The benchmarks use the same rule, so held-out photos are never seen in training.
+    """
+    files = sorted(files)
+    if not every:
+        return list(files), []
+    held = set(files[::every])
+    return [f for f in files if f not in held], [f for f in files if f in held]
+
+
 def crop_transform(image_size: int, train: bool) -> v2.Compose:
     resize = v2.Resize(image_size, antialias=True)  # shorter side
     if train:
@@ -79,12 +91,13 @@ class ImageListDataset(Dataset):
 class ContentDataModule(L.LightningDataModule):
     """Content photos: ``root`` folder, or scikit-image's photos when ``root`` is null.
 
+    ``holdout_every=k`` leaves every k-th photo (sorted) out of training, for benchmarks.
     ``batch_size`` is the global batch: under DDP each rank loads ``batch_size // world_size``.
     """
 
     def __init__(self, root: str | None = None, skimage_photos: Sequence[str] = (), image_size: int = 256,
                  batch_size: int = 4, num_workers: int = 0, val_root: str | None = None,
-                 val_images: Sequence[str] = (), val_size: int = 256, repeat: int = 1):
+                 val_images: Sequence[str] = (), val_size: int = 256, repeat: int = 1, holdout_every: int = 0):
         super().__init__()
         self.save_hyperparameters()
         self.skipped: list[Path] = []
@@ -98,7 +111,11 @@ class ContentDataModule(L.LightningDataModule):
             if not good:
                 raise ValueError(f"no readable .jpg/.png/.webp images under {hp.root}")
             self.skipped = bad
-            return good
+            train, held = split_holdout(good, hp.holdout_every)
+            if held:
+                log.info("holding out %d of %d photos (every %d-th) for evaluation", len(held), len(good),
+                         hp.holdout_every)
+            return train
         return [SKIMAGE_PREFIX + name for name in hp.skimage_photos]
 
     def _val_refs(self) -> list:

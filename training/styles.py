@@ -16,17 +16,21 @@ class Style:
     images: list[str]
     weights: list[float] | None = None
     info: dict[str, Any] = field(default_factory=dict)
+    identity: bool = False  # reproduces the input: blending towards it is an in-network strength
 
     @classmethod
     def from_config(cls, spec: Mapping[str, Any]) -> "Style":
         images = spec.get("images") or ([spec["image"]] if spec.get("image") else [])
-        if not spec.get("name") or not images:
-            raise ValueError(f"a style needs a name and at least one image, got {dict(spec)}")
+        identity = bool(spec.get("identity", False))
+        if identity and images:
+            raise ValueError(f"identity style {spec.get('name')!r} takes no images")
+        if not spec.get("name") or not (images or identity):
+            raise ValueError(f"a style needs a name and at least one image (or identity: true), got {dict(spec)}")
         weights = spec.get("weights")
         if weights is not None and len(weights) != len(images):
             raise ValueError(f"style {spec['name']!r}: {len(weights)} weights for {len(images)} images")
         return cls(str(spec["name"]), [str(i) for i in images], list(weights) if weights is not None else None,
-                   dict(spec.get("info") or {}))
+                   dict(spec.get("info") or {}), identity)
 
 
 def parse_styles(specs: Sequence[Mapping[str, Any]]) -> list[Style]:
@@ -36,6 +40,8 @@ def parse_styles(specs: Sequence[Mapping[str, Any]]) -> list[Style]:
     names = [s.name for s in styles]
     if len(set(names)) != len(names):
         raise ValueError(f"style names must be unique, got {names}")
+    if sum(s.identity for s in styles) > 1:
+        raise ValueError("at most one identity style")
     return styles
 
 

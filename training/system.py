@@ -87,7 +87,9 @@ class StylizationSystem(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items()
                                     if not k.startswith(LOSS_PREFIX)}
+        identity = [s.name for s in self.styles if s.identity]
         checkpoint["impasto"] = {
             "style_names": [s.name for s in self.styles],
             "style_info": {s.name: s.info for s in self.styles if s.info},
+            "identity_style": identity[0] if identity else None,
         }

@@ -86,3 +86,15 @@ def test_losses_go_down_over_a_few_steps():
         opt.step()
         history.append(terms["total"].item())
     assert history[-1] < 0.8 * history[0]
+
+
+def test_identity_style_targets_the_content_itself(encoder):
+    loss = PerceptualLoss(encoder, {"relu2_2": 1.0}, {"relu1_1": 1.0, "relu2_1": 1.0})
+    loss.set_style_targets([([torch.rand(1, 3, 32, 32)], None), ([], None)])  # style 1: identity
+    content = torch.rand(2, 3, 32, 32)
+    identity = torch.tensor([[0.0, 1.0], [0.0, 1.0]])
+    terms = loss(content, content, identity)  # reproducing the input is a perfect identity stylisation
+    assert terms["content"] < 1e-8 and terms["style"] < 1e-6
+    assert loss(content, content, torch.tensor([[1.0, 0.0], [1.0, 0.0]]))["style"] > 1e-3
+    half = loss.style_target("relu1_1", torch.tensor([[0.5, 0.5]]), torch.ones(1, 64, 64))
+    torch.testing.assert_close(half, 0.5 * loss.style_target("relu1_1", torch.tensor([[1.0, 0.0]])) + 0.5)
