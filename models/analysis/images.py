@@ -1,0 +1,109 @@
+"""Images in: files, folders or globs -> named float32 RGB [0, 1] tensors; offline defaults from
+scikit-image's bundled photos."""
+from __future__ import annotations
+
+import glob
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from models.analysis.errors import AnalysisError
+from serving.errors import ImageError
+from serving.imageio import open_image
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
+# Colour photos bundled with scikit-image (no download); the first few are ImageNet-like subjects.
+SKIMAGE_PHOTOS = ("chelsea", "coffee", "rocket", "astronaut", "motorcycle_left", "hubble_deep_field",
+                  "immunohistochemistry", "retina")
+DEFAULT_SINGLE = ("chelsea", "coffee", "rocket")
+
+
+@dataclass
+class NamedImage:
+    name: str
+    image: Image.Image  # RGB
+
+
+def skimage_photo(name: str) -> Image.Image:
+    from skimage import data
+
+    loader = {"motorcycle_left": lambda: data.stereo_motorcycle()[0]}.get(name) or getattr(data, name, None)
+    if loader is None:
+        raise AnalysisError(f"no scikit-image photo named {name!r}")
+    arr = np.asarray(loader())
+    if arr.ndim == 2:
+        arr = np.stack([arr] * 3, -1)
+    return Image.fromarray(arr[..., :3].astype(np.uint8), "RGB")
+
+
+def default_images(names: Sequence[str] = DEFAULT_SINGLE) -> list[NamedImage]:
+    return [NamedImage(n, skimage_photo(n)) for n in names]
+
+
+def default_image_set() -> list[NamedImage]:
+    """16 images for the set methods (neighbours, embedding, patches): each bundled colour photo
+    and its mirror image, so that feature-space neighbours have something to find."""
+    out = []
+    for photo in default_images(SKIMAGE_PHOTOS):
+        out.append(photo)
+        out.append(NamedImage(photo.name + "-flip", photo.image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)))
+    return out
+
+
+def expand_paths(specs: Iterable[str]) -> list[Path]:
+    """Files as given; folders -> their image files (sorted); globs -> their matches (sorted)."""
+    paths: list[Path] = []
+    for spec in specs:
+        p = Path(spec).expanduser()
+        if p.is_dir():
+            found = sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file())
+            if not found:
+                raise AnalysisError(f"{spec}: no image files in this folder")
+            paths += found
+        elif p.exists() or not glob.has_magic(spec):
+            paths.append(p)
+        else:
+            matches = sorted(Path(m) for m in glob.glob(str(p)) if Path(m).is_file())
+            if not matches:
+                raise AnalysisError(f"{spec}: no file matches")
+            paths += matches
+    return paths
+
+
+def load_images(specs: Sequence[str] | None, *, default: Sequence[NamedImage] | None = None,
+                limit: int | None = None) -> list[NamedImage]:
+    """Open the images named by ``specs`` (files, folders, globs), or ``default`` when none."""
+    if not specs:
+        images = list(default if default is not None else default_images())
+    else:
+        images = []
+        for path in expand_paths(specs):
+            try:
+                images.append(NamedImage(path.stem, open_image(path)))
+            except ImageError as err:
+                raise AnalysisError(str(err)) from None
+    return images[:limit] if limit else images
+
+
+def to_tensor(img: Image.Image, size: int, *, crop: bool = True) -> torch.Tensor:
+    """``[3, size, size]``: shorter side resized to ``size`` then centre-cropped (the standard
+    ImageNet evaluation view), or the whole image squashed when ``crop`` is False."""
+    x = torch.from_numpy(np.asarray(img, dtype=np.float32).copy()).permute(2, 0, 1)[None] / 255.0
+    h, w = x.shape[-2:]
+    if crop:
+        scale = size / min(h, w)
+        new = (max(size, round(h * scale)), max(size, round(w * scale)))
+    else:
+        new = (size, size)
+    x = F.interpolate(x, size=new, mode="bilinear", antialias=True, align_corners=False)
+    top, left = (x.shape[-2] - size) // 2, (x.shape[-1] - size) // 2
+    return x[0, :, top:top + size, left:left + size].clamp(0, 1).contiguous()
+
+
+def batch(images: Sequence[NamedImage], size: int) -> torch.Tensor:
+    return torch.stack([to_tensor(i.image, size) for i in images])
