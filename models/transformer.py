@@ -131,6 +131,32 @@ class DepthwiseSeparableResidualBlock(nn.Module):
 RESIDUAL_BLOCKS = {"basic": ResidualBlock, "dwsep": DepthwiseSeparableResidualBlock}
 
 
+class SeparableUpsample(nn.Module):
+    """Cheap 2x up-sampling stage: 1x1 projection, nearest 2x, depthwise kxk conv -> norm -> ReLU.
+
+    A 1x1 convolution commutes with nearest-neighbour up-sampling, so the channel mixing runs at
+    the *low* resolution (4x fewer pixels); only a depthwise conv on the narrower output runs at the
+    high resolution. Drop-in for ``ConvNormAct(..., upsample=True)``.
+    """
+
+    def __init__(self, c_in, c_out, kernel, *, norm="instance", num_styles=1, act=True):
+        super().__init__()
+        self.project = nn.Conv2d(c_in, c_out, 1)
+        self.depthwise = ConvLayer(c_out, c_out, kernel, groups=c_out)
+        self.norm = make_norm(norm, c_out, num_styles)
+        self.act = act
+
+    def forward(self, x, style_weights=None):
+        x = F.interpolate(self.project(x), scale_factor=2.0, mode="nearest")
+        x = self.norm(self.depthwise(x), style_weights)
+        return F.relu(x) if self.act else x
+
+
+UPSAMPLE_BLOCKS = ("conv", "dwsep")
+HEADS = ("conv", "pixel_shuffle")
+PADDINGS = ("reflect", "zeros")
+
+
 class StylizationNetwork(nn.Module):
     """Johnson-style image transformation network.
 
@@ -139,6 +165,20 @@ class StylizationNetwork(nn.Module):
 
     Inputs of any size work: the two stride-2 stages round up, and the output is cropped back to
     the input size, so sizes that are not multiples of 4 keep their exact shape.
+
+    Real-time options (defaults keep Johnson's network exactly; ``conf/network/realtime.yaml``):
+
+    - ``stem_stride=2``: the first (``kernel_sizes[0]``) conv is strided and maps RGB straight to
+      ``widths[1]`` channels at half resolution -- no full-resolution feature map in the encoder;
+    - ``up_block="dwsep"``: up-sampling stages are :class:`SeparableUpsample` (1x1 projection at the
+      low resolution, nearest 2x, depthwise conv) instead of nearest 2x + full conv;
+    - ``head="pixel_shuffle"``: the last (``kernel_sizes[2]``) conv runs at half resolution to
+      ``3 * 4`` channels, rearranged to full-resolution RGB (sub-pixel convolution, Shi et al. 2016);
+      the half -> full up-sampling stage goes away;
+    - ``padding="zeros"``: convolutions zero-pad themselves instead of a separate reflection pad.
+
+    ``widths[0]`` (full resolution) is unused when both ``stem_stride=2`` and
+    ``head="pixel_shuffle"``.
     """
 
     def __init__(
@@ -152,6 +192,10 @@ class StylizationNetwork(nn.Module):
         norm: str = "instance",
         num_styles: int = 1,
         style_names: Sequence[str] | None = None,
+        stem_stride: int = 1,
+        up_block: str = "conv",
+        head: str = "conv",
+        padding: str = "reflect",
     ):
         super().__init__()
         if norm not in NORMS:
@@ -160,6 +204,14 @@ class StylizationNetwork(nn.Module):
             raise ValueError(f"unknown block {block!r}; choose one of {', '.join(RESIDUAL_BLOCKS)}")
         if norm != "conditional_instance" and num_styles != 1:
             raise ValueError(f"norm={norm!r} holds one style; use norm=conditional_instance for {num_styles}")
+        if stem_stride not in (1, 2):
+            raise ValueError(f"stem_stride must be 1 (Johnson) or 2 (first conv at half resolution), got {stem_stride}")
+        if up_block not in UPSAMPLE_BLOCKS:
+            raise ValueError(f"unknown up_block {up_block!r}; choose one of {', '.join(UPSAMPLE_BLOCKS)}")
+        if head not in HEADS:
+            raise ValueError(f"unknown head {head!r}; choose one of {', '.join(HEADS)}")
+        if padding not in PADDINGS:
+            raise ValueError(f"unknown padding {padding!r}; choose one of {', '.join(PADDINGS)}")
         if len(widths) != 3 or len(kernel_sizes) != 3:
             raise ValueError("widths need three entries (full, half, quarter resolution) and kernel_sizes three (first, down/up-sampling, last)")
         w1, w2, w3 = widths
@@ -170,19 +222,33 @@ class StylizationNetwork(nn.Module):
         self.style_names = list(style_names) if style_names else [f"style{i}" for i in range(num_styles)]
         if len(self.style_names) != num_styles:
             raise ValueError(f"{len(self.style_names)} style names for {num_styles} styles")
-        self.encoder = nn.ModuleList([
-            ConvNormAct(3, w1, k_in, **common),
-            ConvNormAct(w1, w2, k_down, stride=2, **common),
-            ConvNormAct(w2, w3, k_down, stride=2, **common),
-        ])
+        self.stem_stride, self.up_block, self.head_kind = stem_stride, up_block, head
+        if stem_stride == 1:
+            encoder = [ConvNormAct(3, w1, k_in, **common), ConvNormAct(w1, w2, k_down, stride=2, **common)]
+        else:  # no full-resolution feature map: the first (k_in) conv maps RGB straight to half resolution
+            encoder = [ConvNormAct(3, w2, k_in, stride=2, **common)]
+        self.encoder = nn.ModuleList(encoder + [ConvNormAct(w2, w3, k_down, stride=2, **common)])
         block_cls = RESIDUAL_BLOCKS[block]
         self.residuals = nn.ModuleList(
             [block_cls(w3, kernel=residual_kernel, **common) for _ in range(num_residual_blocks)])
-        self.decoder = nn.ModuleList([
-            ConvNormAct(w3, w2, k_down, upsample=True, **common),
-            ConvNormAct(w2, w1, k_down, upsample=True, **common),
-        ])
-        self.head = ConvLayer(w1, 3, k_out)
+
+        def up(c_in, c_out):
+            if up_block == "dwsep":
+                return SeparableUpsample(c_in, c_out, k_down, **common)
+            return ConvNormAct(c_in, c_out, k_down, upsample=True, **common)
+
+        if head == "conv":  # half -> full resolution stage, then the k_out conv to RGB at full resolution
+            self.decoder = nn.ModuleList([up(w3, w2), up(w2, w1)])
+            self.head = ConvLayer(w1, 3, k_out)
+        else:  # the k_out conv runs at half resolution to 3*2*2 channels, rearranged to full (sub-pixel conv)
+            self.decoder = nn.ModuleList([up(w3, w2)])
+            self.head = nn.Sequential(ConvLayer(w2, 3 * 4, k_out), nn.PixelShuffle(2))
+        self.padding = padding
+        if padding == "zeros":  # the convolution pads itself: no separate Pad pass over each feature map
+            for layer in self.modules():
+                if isinstance(layer, ConvLayer):
+                    layer.pad = nn.Identity()
+                    layer.conv.padding = (layer.conv.kernel_size[0] // 2, layer.conv.kernel_size[1] // 2)
 
     @property
     def conditional(self) -> bool:
@@ -204,6 +270,36 @@ class StylizationNetwork(nn.Module):
         # Scaled tanh keeps the output in the [0, 1] pixel convention with a smooth gradient.
         out = 0.5 * (torch.tanh(self.head(x)) + 1.0)
         return out[..., :height, :width]
+
+
+def conv_macs(network: nn.Module, height: int, width: int) -> int:
+    """Multiply-accumulates of all convolutions for one ``height`` x ``width`` image.
+
+    Counted from the actual output shapes (forward hooks), so it follows any architecture option;
+    norms, activations, padding and resizes are not counted (they are memory-bound, not MAC-bound).
+    """
+    total = 0
+
+    def hook(module, _inputs, output):
+        nonlocal total
+        k = module.kernel_size[0] * module.kernel_size[1]
+        total += output.numel() * k * module.in_channels // module.groups
+
+    handles = [m.register_forward_hook(hook) for m in network.modules() if isinstance(m, nn.Conv2d)]
+    was_training = network.training
+    network.eval()
+    try:
+        image = torch.zeros(1, 3, height, width)
+        weights = None
+        if getattr(network, "conditional", False):
+            weights = torch.full((1, network.num_styles), 1.0 / network.num_styles)
+        with torch.no_grad():
+            network(image, weights)
+    finally:
+        network.train(was_training)
+        for h in handles:
+            h.remove()
+    return int(total)
 
 
 def one_hot_styles(style_ids: torch.Tensor, num_styles: int) -> torch.Tensor:
