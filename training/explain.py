@@ -94,7 +94,6 @@ def targets_for(args, preds) -> list[int]:
 
 
 def neuron_or_class(args, target_index: int):
-    from models.analysis.hooks import resolve_layer
     from models.analysis.objectives import Neuron
 
     if getattr(args, "channel", None) is None:

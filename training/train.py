@@ -64,7 +64,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if skipped or failed:
         log.warning("content images skipped: %d unreadable at scan, %d failed to decode", len(skipped), len(failed))
     last = run_dir / "checkpoints" / "last.ckpt"
-    return {"run_dir": run_dir, "last_ckpt": last, "global_step": trainer.global_step,
+    step = trainer.global_step
+    if not step and last.is_file():  # ddp_spawn trains in child processes: ask the checkpoint
+        step = torch.load(last, map_location="cpu", weights_only=True)["global_step"]
+    return {"run_dir": run_dir, "last_ckpt": last, "global_step": step,
             "metrics": {k: float(v) for k, v in trainer.callback_metrics.items()}}
 
 

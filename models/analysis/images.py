@@ -2,10 +2,9 @@
 scikit-image's bundled photos."""
 from __future__ import annotations
 
-import glob
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -15,8 +14,8 @@ from PIL import Image
 from models.analysis.errors import AnalysisError
 from serving.errors import ImageError
 from serving.imageio import open_image
+from serving.stylize import expand_inputs
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
 # Colour photos bundled with scikit-image (no download); the first few are ImageNet-like subjects.
 SKIMAGE_PHOTOS = ("chelsea", "coffee", "rocket", "astronaut", "motorcycle_left", "hubble_deep_field",
                   "immunohistochemistry", "retina")
@@ -55,24 +54,15 @@ def default_image_set() -> list[NamedImage]:
     return out
 
 
-def expand_paths(specs: Iterable[str]) -> list[Path]:
-    """Files as given; folders -> their image files (sorted); globs -> their matches (sorted)."""
-    paths: list[Path] = []
-    for spec in specs:
-        p = Path(spec).expanduser()
-        if p.is_dir():
-            found = sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file())
-            if not found:
-                raise AnalysisError(f"{spec}: no image files in this folder")
-            paths += found
-        elif p.exists() or not glob.has_magic(spec):
-            paths.append(p)
-        else:
-            matches = sorted(Path(m) for m in glob.glob(str(p)) if Path(m).is_file())
-            if not matches:
-                raise AnalysisError(f"{spec}: no file matches")
-            paths += matches
-    return paths
+def expand_paths(specs: Sequence[str]) -> list[Path]:
+    """Files, folders (their images, sorted) and globs, as ``impasto stylize`` reads them; a spec
+    that names nothing is an error here, since an analysis needs every image it was given."""
+    files, missing = expand_inputs(list(specs))
+    if missing:
+        raise AnalysisError(f"{missing[0]}: no such file or matching image")
+    if not files:
+        raise AnalysisError(f"no image files in {', '.join(specs)}")
+    return files
 
 
 def load_images(specs: Sequence[str] | None, *, default: Sequence[NamedImage] | None = None,
