@@ -305,3 +305,30 @@ def conv_macs(network: nn.Module, height: int, width: int) -> int:
 def one_hot_styles(style_ids: torch.Tensor, num_styles: int) -> torch.Tensor:
     """``[N]`` integer style ids -> ``[N, num_styles]`` float one-hot weights."""
     return F.one_hot(style_ids.long(), num_styles).float()
+
+
+def transfer_weights(target: StylizationNetwork, source: StylizationNetwork) -> list[str]:
+    """Copy ``source``'s weights into ``target`` (same architecture), matching CIN rows by style name.
+
+    Styles of ``target`` that ``source`` lacks start from the mean of ``source``'s (gamma, beta)
+    rows: a neutral point from which a new style is learned (e.g. with only norm layers trainable).
+    Returns the names of the new styles.
+    """
+    if target.conditional != source.conditional:
+        raise ValueError("source and target networks differ in normalisation")
+    rows = [source.style_names.index(n) if n in source.style_names else None for n in target.style_names]
+    cin_keys = {f"{name}.{p}" for name, m in target.named_modules()
+                if isinstance(m, ConditionalInstanceNorm2d) for p in ("weight", "bias")}
+    src_state, state = source.state_dict(), {}
+    for key, value in target.state_dict().items():
+        src = src_state.get(key)
+        if src is None:
+            raise ValueError(f"source network has no {key!r}: architectures differ")
+        if key in cin_keys and src.shape[1:] == value.shape[1:]:
+            state[key] = torch.stack([src[r] if r is not None else src.mean(0) for r in rows])
+        elif src.shape == value.shape:
+            state[key] = src
+        else:
+            raise ValueError(f"{key}: shape {tuple(src.shape)} in the source, {tuple(value.shape)} here")
+    target.load_state_dict(state)
+    return [n for n, r in zip(target.style_names, rows) if r is None]

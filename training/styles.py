@@ -17,20 +17,21 @@ class Style:
     weights: list[float] | None = None
     info: dict[str, Any] = field(default_factory=dict)
     identity: bool = False  # reproduces the input: blending towards it is an in-network strength
+    keep: bool = False  # already trained (from `init_from`): kept as is, needs no images
 
     @classmethod
     def from_config(cls, spec: Mapping[str, Any]) -> "Style":
         images = spec.get("images") or ([spec["image"]] if spec.get("image") else [])
-        identity = bool(spec.get("identity", False))
-        if identity and images:
-            raise ValueError(f"identity style {spec.get('name')!r} takes no images")
-        if not spec.get("name") or not (images or identity):
+        identity, keep = bool(spec.get("identity", False)), bool(spec.get("keep", False))
+        if (identity or keep) and images:
+            raise ValueError(f"style {spec.get('name')!r} is identity/keep and takes no images")
+        if not spec.get("name") or not (images or identity or keep):
             raise ValueError(f"a style needs a name and at least one image (or identity: true), got {dict(spec)}")
         weights = spec.get("weights")
         if weights is not None and len(weights) != len(images):
             raise ValueError(f"style {spec['name']!r}: {len(weights)} weights for {len(images)} images")
         return cls(str(spec["name"]), [str(i) for i in images], list(weights) if weights is not None else None,
-                   dict(spec.get("info") or {}), identity)
+                   dict(spec.get("info") or {}), identity, keep)
 
 
 def parse_styles(specs: Sequence[Mapping[str, Any]]) -> list[Style]:
@@ -42,6 +43,8 @@ def parse_styles(specs: Sequence[Mapping[str, Any]]) -> list[Style]:
         raise ValueError(f"style names must be unique, got {names}")
     if sum(s.identity for s in styles) > 1:
         raise ValueError("at most one identity style")
+    if all(s.keep for s in styles):
+        raise ValueError("every style is `keep: true`: nothing to train")
     return styles
 
 

@@ -46,7 +46,12 @@ class StylizationSystem(L.LightningModule):
             param.requires_grad_(".norm." in f".{name}" or name.split(".")[-2] in ("norm_a", "norm_b"))
 
     def setup(self, stage: str) -> None:
-        self.loss_fn.set_style_targets([(imgs, s.weights) for imgs, s in zip(self.style_images, self.styles)])
+        # Kept styles (from `init_from`) are never sampled, so the loss only knows the trained ones.
+        self.loss_fn.set_style_targets([(self.style_images[i], self.styles[i].weights) for i in self.trained_ids])
+
+    @property
+    def trained_ids(self) -> list[int]:
+        return [i for i, s in enumerate(self.styles) if not s.keep]
 
     @property
     def num_styles(self) -> int:
@@ -55,7 +60,8 @@ class StylizationSystem(L.LightningModule):
     def style_weights_for(self, batch_size: int, step: int) -> torch.Tensor:
         """One-hot style per sample, cycling through styles so every batch is balanced and the
         assignment depends only on the step (exact resume)."""
-        ids = (torch.arange(batch_size) + step * batch_size) % self.num_styles
+        trained = torch.tensor(self.trained_ids)
+        ids = trained[(torch.arange(batch_size) + step * batch_size) % len(trained)]
         return one_hot_styles(ids, self.num_styles).to(self.device)
 
     def forward(self, images: torch.Tensor, style_weights: torch.Tensor | None = None) -> torch.Tensor:
@@ -64,7 +70,7 @@ class StylizationSystem(L.LightningModule):
         return self.network(images, style_weights if self.network.conditional else None)
 
     def _losses(self, images: torch.Tensor, style_weights: torch.Tensor) -> dict[str, torch.Tensor]:
-        return self.loss_fn(self(images, style_weights), images, style_weights)
+        return self.loss_fn(self(images, style_weights), images, style_weights[:, self.trained_ids])
 
     def training_step(self, batch: torch.Tensor, batch_idx: int) -> torch.Tensor:
         weights = self.style_weights_for(len(batch), self.global_step)
@@ -74,10 +80,10 @@ class StylizationSystem(L.LightningModule):
         return losses["total"]
 
     def validation_step(self, batch: torch.Tensor, batch_idx: int) -> None:
-        for style in range(self.num_styles):
+        for style in self.trained_ids:
             weights = one_hot_styles(torch.full((len(batch),), style), self.num_styles).to(self.device)
             losses = self._losses(batch, weights)
-            self.log_dict({f"val/{k}": v / self.num_styles for k, v in losses.items()}, reduce_fx="sum",
+            self.log_dict({f"val/{k}": v / len(self.trained_ids) for k, v in losses.items()}, reduce_fx="sum",
                           batch_size=len(batch), sync_dist=True)
 
     def configure_optimizers(self):

@@ -29,6 +29,15 @@ def _instantiate_group(group: DictConfig | None) -> list[Any]:
     return objects
 
 
+def kept_styles(info: dict[str, Any], new_styles: list[dict]) -> list[dict]:
+    """The styles of an ``init_from`` checkpoint, kept as trained (``keep: true``) unless the new
+    config retrains one of the same name."""
+    retrained = {s["name"] for s in new_styles}
+    return [{"name": n, "keep": True, "identity": n == info.get("identity_style"),
+             "info": info.get("style_info", {}).get(n, {})}
+            for n in info["style_names"] if n not in retrained]
+
+
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Train from a composed config; returns the run directory and checkpoint paths."""
     import lightning as L
@@ -42,19 +51,25 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     run_dir = Path(cfg.paths.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     datamodule = instantiate(cfg.data)
+    styles = OmegaConf.to_container(cfg.styles, resolve=True)
+    source = None
+    if cfg.get("init_from"):
+        source, info = load_network(cfg.init_from)
+        styles = kept_styles(info, styles) + styles
     system = StylizationSystem(
         network=OmegaConf.to_container(cfg.network, resolve=True),
         loss=OmegaConf.to_container(cfg.loss, resolve=True),
-        styles=OmegaConf.to_container(cfg.styles, resolve=True),
+        styles=styles,
         optimizer=OmegaConf.to_container(cfg.optimizer, resolve=True),
         style_size=cfg.style_size,
         config_yaml=OmegaConf.to_yaml(cfg, resolve=True),
         trainable=cfg.trainable,
     )
-    if cfg.get("init_from"):
-        source, _ = load_network(cfg.init_from)
-        missing = system.network.load_state_dict(source.state_dict(), strict=False)
-        log.info("initialised network from %s (%s)", cfg.init_from, missing)
+    if source is not None:
+        from models.transformer import transfer_weights
+
+        new = transfer_weights(system.network, source)
+        log.info("initialised network from %s; new styles: %s", cfg.init_from, ", ".join(new) or "none")
     trainer = instantiate(cfg.trainer, callbacks=_instantiate_group(cfg.get("callbacks")),
                           logger=_instantiate_group(cfg.get("logger")) or False)
     torch.set_float32_matmul_precision("high")

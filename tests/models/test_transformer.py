@@ -86,3 +86,22 @@ def test_bad_config_is_rejected():
         StylizationNetwork(norm="layer")
     with pytest.raises(ValueError, match="conditional_instance"):
         StylizationNetwork(norm="instance", num_styles=2)
+
+
+def test_transfer_weights_keeps_known_styles_and_adds_a_new_one():
+    from models.transformer import transfer_weights
+
+    source = _perturbed_cin(3)
+    source.style_names = ["a", "b", "c"]
+    target = StylizationNetwork(widths=(8, 16, 16), num_residual_blocks=1, norm="conditional_instance",
+                                num_styles=4, style_names=["c", "a", "b", "new"]).eval()
+    assert transfer_weights(target, source) == ["new"]
+    x = torch.rand(1, 3, 24, 24)
+    for name in "abc":
+        w_src = one_hot_styles(torch.tensor([source.style_names.index(name)]), 3)
+        w_tgt = one_hot_styles(torch.tensor([target.style_names.index(name)]), 4)
+        torch.testing.assert_close(target(x, w_tgt), source(x, w_src))
+    cin = next(m for m in target.modules() if isinstance(m, ConditionalInstanceNorm2d))
+    torch.testing.assert_close(cin.weight[3], cin.weight[:3].mean(0))
+    with pytest.raises(ValueError, match="differ"):
+        transfer_weights(StylizationNetwork(widths=(8, 16, 16), num_residual_blocks=1), source)

@@ -78,3 +78,26 @@ def test_ddp_spawn_on_two_cpu_processes(tmp_path):
     assert (tmp_path / "checkpoints" / "last.ckpt").is_file()
     assert sorted(p.name for p in (tmp_path / "samples").glob("*.png")) == ["step_000002.png", "step_000004.png"]
     assert result["global_step"] == 4
+
+
+def test_add_a_style_trains_only_the_new_norm_parameters(tmp_path):
+    from training.checkpoint import load_network
+
+    base = train(compose_train_config(tmp_path / "base", [*TINY, "experiment=cin_trio", "network.norm=conditional_instance",
+                                                          "trainer.max_steps=2"]))
+    before, _ = load_network(base["last_ckpt"])
+    photo = tmp_path / "new.png"
+    Image.fromarray((torch.rand(80, 80, 3) * 255).byte().numpy()).save(photo)
+    added = train(compose_train_config(tmp_path / "added", [
+        *TINY, "experiment=add_style", "network.norm=conditional_instance", f"init_from={base['last_ckpt']}",
+        "style=image", f"style_image={photo}", "style_name=fresh", "trainer.max_steps=3"]))
+    after, info = load_network(added["last_ckpt"])
+    assert info["style_names"] == ["ihc", "hubble", "retina", "fresh"]
+    b, a = before.state_dict(), after.state_dict()
+    for key, value in a.items():
+        if value.dim() == 2:  # CIN (gamma, beta) tables: old rows kept, the new row trained
+            torch.testing.assert_close(value[:3], b[key])
+        else:  # convolutions frozen
+            torch.testing.assert_close(value, b[key])
+    cin_weight = next(k for k, v in a.items() if v.dim() == 2)
+    assert not torch.allclose(a[cin_weight][3], b[cin_weight].mean(0))
