@@ -6,7 +6,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps
+from PIL import Image
+
+from serving.errors import ImageError
+from serving.imageio import open_image
 
 SKIMAGE_PREFIX = "skimage:"
 # Colour photos that scikit-image ships inside its wheel (no download needed).
@@ -30,23 +33,15 @@ def _skimage_array(name: str) -> np.ndarray:
 
 
 def load_pil(ref: str | Path) -> Image.Image:
-    """``skimage:NAME`` or a path -> RGB PIL image (EXIF orientation applied)."""
+    """``skimage:NAME`` or a path -> RGB PIL image (EXIF orientation, alpha on white), decoded by the
+    same code as ``impasto stylize``."""
     ref = str(ref)
     if ref.startswith(SKIMAGE_PREFIX):
         return Image.fromarray(_skimage_array(ref[len(SKIMAGE_PREFIX):])).convert("RGB")
-    path = Path(ref).expanduser()
-    if not path.is_file():
-        raise ImageLoadError(f"image not found: {path}")
     try:
-        with Image.open(path) as img:
-            img.load()
-            img = ImageOps.exif_transpose(img)
-            if img.mode in ("RGBA", "LA", "P"):
-                rgba = img.convert("RGBA")
-                img = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
-            return img.convert("RGB")
-    except (OSError, SyntaxError, ValueError) as err:
-        raise ImageLoadError(f"cannot read image {path}: {err}") from None
+        return open_image(Path(ref).expanduser())
+    except ImageError as err:
+        raise ImageLoadError(f"cannot read image {err}") from None
 
 
 def resize_longer(img: Image.Image, size: int | None) -> Image.Image:
