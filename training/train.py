@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import hydra
+from hydra.errors import InstantiationException
 from omegaconf import DictConfig, OmegaConf
 
 log = logging.getLogger(__name__)
@@ -88,13 +89,18 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
 @hydra.main(version_base="1.3", config_path="pkg://conf", config_name="train")
 def _hydra_entry(cfg: DictConfig) -> None:
+    from models.features import WeightsUnavailableError
+    from training.checkpoint import CheckpointError
     from training.images import ImageLoadError
 
     try:
         result = train(cfg)
-    except (ImageLoadError, FileNotFoundError, ValueError) as err:
-        # Configuration and input problems: one clear line, no traceback.
-        print(f"impasto train: {err}", file=sys.stderr)
+    except (ImageLoadError, CheckpointError, WeightsUnavailableError, FileNotFoundError, ValueError,
+            InstantiationException) as err:
+        # Configuration and input problems: one clear line, no traceback. Hydra wraps errors raised
+        # while building a config object; the cause is what the user needs to read.
+        cause = err.__cause__ if isinstance(err, InstantiationException) and err.__cause__ else err
+        print(f"impasto train: {cause}", file=sys.stderr)
         raise SystemExit(2) from None
     print(f"run directory: {result['run_dir']}")
     print(f"checkpoint: {result['last_ckpt']} (step {result['global_step']})")
