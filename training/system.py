@@ -11,12 +11,14 @@ from typing import Any, Mapping, Sequence
 import lightning as L
 import torch
 from hydra.utils import instantiate
+from torch import nn
 
 from models.losses import PerceptualLoss
-from models.transformer import StylizationNetwork, one_hot_styles
+from models.transformer import ConditionalInstanceNorm2d, StylizationNetwork, one_hot_styles
 from training.styles import load_style_images, parse_styles
 
 LOSS_PREFIX = "loss_fn."
+NORM_LAYERS = (ConditionalInstanceNorm2d, nn.InstanceNorm2d, nn.BatchNorm2d)
 
 
 class StylizationSystem(L.LightningModule):
@@ -42,8 +44,10 @@ class StylizationSystem(L.LightningModule):
             return
         if trainable != "norm":
             raise ValueError(f"trainable must be 'all' or 'norm', not {trainable!r}")
-        for name, param in self.network.named_parameters():
-            param.requires_grad_(".norm." in f".{name}" or name.split(".")[-2] in ("norm_a", "norm_b"))
+        self.network.requires_grad_(False)
+        for module in self.network.modules():
+            if isinstance(module, NORM_LAYERS):
+                module.requires_grad_(True)
 
     def setup(self, stage: str) -> None:
         # Kept styles (from `init_from`) are never sampled, so the loss only knows the trained ones.
