@@ -101,3 +101,23 @@ def test_add_a_style_trains_only_the_new_norm_parameters(tmp_path):
             torch.testing.assert_close(value, b[key])
     cin_weight = next(k for k, v in a.items() if v.dim() == 2)
     assert not torch.allclose(a[cin_weight][3], b[cin_weight].mean(0))
+
+
+def test_cin_parameters_can_learn_faster(tmp_path):
+    from omegaconf import OmegaConf
+
+    from models.transformer import ConditionalInstanceNorm2d
+    from training.system import StylizationSystem
+
+    cfg = compose_train_config(tmp_path, [*TINY, "experiment=cin_trio", "network.norm=conditional_instance",
+                                          "optimizer.cin_lr_scale=10"])
+    plain = lambda node: OmegaConf.to_container(node, resolve=True)  # noqa: E731
+    system = StylizationSystem(plain(cfg.network), plain(cfg.loss), plain(cfg.styles), plain(cfg.optimizer),
+                               style_size=64)
+    optimizer = system.configure_optimizers()
+    shared, cin = optimizer.param_groups
+    assert (shared["lr"], cin["lr"]) == (pytest.approx(1e-3), pytest.approx(1e-2))
+    cin_params = {id(p) for m in system.network.modules() if isinstance(m, ConditionalInstanceNorm2d)
+                  for p in m.parameters()}
+    assert {id(p) for p in cin["params"]} == cin_params
+    assert len(shared["params"]) + len(cin["params"]) == len(list(system.network.parameters()))
