@@ -75,10 +75,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
                           logger=_instantiate_group(cfg.get("logger")) or False)
     torch.set_float32_matmul_precision("high")
     trainer.fit(system, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    # Files that only fail when decoded are warned about one by one as they happen, inside the
+    # DataLoader workers, whose counts the main process cannot see; only the scan's count is summed.
     skipped = getattr(datamodule, "skipped", []) or []
-    failed = getattr(getattr(datamodule, "train_set", None), "failed", set())
-    if skipped or failed:
-        log.warning("content images skipped: %d unreadable at scan, %d failed to decode", len(skipped), len(failed))
+    if skipped:
+        log.warning("content images skipped: %d unreadable at scan", len(skipped))
     last = run_dir / "checkpoints" / "last.ckpt"
     step = trainer.global_step
     if not step and last.is_file():  # ddp_spawn trains in child processes: ask the checkpoint
