@@ -10,7 +10,6 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
-from torch import nn
 
 from models.transformer import StylizationNetwork
 
@@ -23,17 +22,6 @@ OPSET = 17
 
 class ExportError(RuntimeError):
     pass
-
-
-class _OnnxWrapper(nn.Module):
-    """Fixes the graph's input/output signature (``image`` [+ ``style_weights``] -> ``stylized``)."""
-
-    def __init__(self, network: StylizationNetwork):
-        super().__init__()
-        self.network = network
-
-    def forward(self, image, style_weights=None):
-        return self.network(image, style_weights)
 
 
 def _example_inputs(network: StylizationNetwork, shape: Sequence[int], seed: int = 0):
@@ -55,7 +43,6 @@ def export_onnx(network: StylizationNetwork, path: str | Path, *, training_confi
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    wrapper = _OnnxWrapper(network)
     was_training = network.training
     network.eval()
     try:
@@ -68,7 +55,7 @@ def export_onnx(network: StylizationNetwork, path: str | Path, *, training_confi
             # The exporter's notes on constant folding and instance-norm stats are expected here.
             warnings.simplefilter("ignore", UserWarning)
             # The TorchScript exporter handles the dynamic spatial crop and instance norm reliably.
-            torch.onnx.export(wrapper, inputs, str(path), input_names=names, output_names=["stylized"],
+            torch.onnx.export(network, inputs, str(path), input_names=names, output_names=["stylized"],
                               dynamic_axes=axes, opset_version=OPSET, dynamo=False)
     finally:
         network.train(was_training)
