@@ -69,12 +69,14 @@ class PerceptualLoss(nn.Module):
     ``style_weights`` ``[N, num_styles]`` picks (one-hot) or blends each sample's style target; the
     blended target is the same mix of Gram matrices. An *identity* style (no images) targets the
     content image's own Grams, so the network learns to reproduce its input under that style, and
-    blending towards it is a strength control inside the network.
+    blending towards it is a strength control inside the network. Feature and Gram targets alone
+    leave colour casts in that reproduction, so ``identity_weight`` adds a pixel L1 term for each
+    sample's identity share.
     """
 
     def __init__(self, encoder: FeatureExtractor, content_layers: Mapping[str, float],
                  style_layers: Mapping[str, float], *, content_weight: float = 1.0,
-                 style_weight: float = 1.0, tv_weight: float = 0.0):
+                 style_weight: float = 1.0, tv_weight: float = 0.0, identity_weight: float = 0.0):
         super().__init__()
         self.encoder = encoder
         self.content_layers = dict(content_layers)
@@ -82,6 +84,7 @@ class PerceptualLoss(nn.Module):
         self.content_weight = content_weight
         self.style_weight = style_weight
         self.tv_weight = tv_weight
+        self.identity_weight = identity_weight
         self.num_styles = 0
 
     def set_style_targets(self, styles: Sequence[tuple[Sequence[torch.Tensor], Sequence[float] | None]]) -> None:
@@ -129,16 +132,21 @@ class PerceptualLoss(nn.Module):
                 for l, w in self.style_layers.items())
         tv = total_variation(output)
         terms = {"content": self.content_weight * c, "style": self.style_weight * s, "tv": self.tv_weight * tv}
-        terms["total"] = terms["content"] + terms["style"] + terms["tv"]
+        if self.identity_weight:
+            share = style_weights.to(output.dtype) @ self.identity_mask.to(output.dtype)  # [N]
+            pixel = (output - content).abs().flatten(1).mean(1)
+            terms["identity"] = self.identity_weight * (share * pixel).mean()
+        terms["total"] = sum(terms.values())
         return terms
 
 
 def build_perceptual_loss(backend: str = "vgg19-caffe", content_layers: Mapping[str, float] | None = None,
                           style_layers: Mapping[str, float] | None = None, content_weight: float = 1.0,
-                          style_weight: float = 1.0, tv_weight: float = 0.0, pooling: str = "max",
+                          style_weight: float = 1.0, tv_weight: float = 0.0, identity_weight: float = 0.0,
+                          pooling: str = "max",
                           weights_path: str | None = None) -> PerceptualLoss:
     content_layers = dict(content_layers or {"relu2_2": 1.0})
     style_layers = dict(style_layers or {n: 1.0 for n in ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")})
     encoder = FeatureExtractor(backend, [*content_layers, *style_layers], pooling=pooling, weights_path=weights_path)
     return PerceptualLoss(encoder, content_layers, style_layers, content_weight=content_weight,
-                          style_weight=style_weight, tv_weight=tv_weight)
+                          style_weight=style_weight, tv_weight=tv_weight, identity_weight=identity_weight)

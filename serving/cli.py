@@ -16,7 +16,7 @@ COMMANDS = {
     "styles": ("serving.stylize:list_styles_main", "list the styles of a model"),
     "serve": ("serving.server:main", "run the HTTP stylization service"),
     "explain": ("training.explain:main", "CNN analysis and visualisation methods"),
-    "quickstart": ("training.quickstart:main", "train, export and stylize on the embedded defaults"),
+    "quickstart": ("training.quickstart:main", "stylise a photo with every bundled style + a contact sheet"),
 }
 
 

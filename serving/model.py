@@ -27,6 +27,8 @@ META_CONFIG = "impasto.training_config"
 META_STYLE_INFO = "impasto.style_info"
 META_IDENTITY = "impasto.identity_style"
 PIXEL_CONVENTION = "float32 RGB [0,1] NCHW"
+# Models shipped inside the package: the defaults of `impasto stylize`, `styles` and `serve`.
+BUNDLED_MODELS = Path(__file__).parent / "bundled"
 
 
 def resolve_providers(device: str = "auto") -> list[str]:
@@ -123,6 +125,10 @@ class StyleModel:
             feeds["style_weights"] = np.ascontiguousarray(style_weights, dtype=np.float32).reshape(
                 images.shape[0], len(self.style_names))
         return self.session.run(["stylized"], feeds)[0]
+
+
+def bundled_models() -> list[Path]:
+    return sorted(BUNDLED_MODELS.glob("*.onnx")) if BUNDLED_MODELS.is_dir() else []
 
 
 def find_models(directory: str | os.PathLike) -> list[Path]:

@@ -12,9 +12,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from serving.errors import ModelError
-from serving.model import find_models
-
-BUNDLED_MODELS = Path(__file__).parent / "bundled"
+from serving.model import BUNDLED_MODELS, find_models
 
 
 class Settings(BaseSettings):

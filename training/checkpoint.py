@@ -8,15 +8,36 @@ import torch
 from hydra.utils import instantiate
 
 from models.transformer import StylizationNetwork
+from serving.model import BUNDLED_MODELS
+
+
+# The network-only checkpoint of the bundled model, next to its ONNX export: `init_from=bundled`.
+BUNDLED_CHECKPOINT = BUNDLED_MODELS / "impasto-styles.ckpt"
+NETWORK_KEYS = ("hyper_parameters", "impasto", "state_dict", "global_step")
 
 
 class CheckpointError(RuntimeError):
     pass
 
 
+def resolve_checkpoint(ref: str | Path) -> Path:
+    """``bundled`` names the shipped model's checkpoint; anything else is a path."""
+    return BUNDLED_CHECKPOINT if str(ref) == "bundled" else Path(ref).expanduser()
+
+
+def save_network_checkpoint(source: str | Path, target: str | Path) -> Path:
+    """Copy of a training checkpoint without optimizer or loop state: what ``load_network`` and
+    ``init_from`` need, a fraction of the size (for shipping)."""
+    ckpt = torch.load(Path(source), map_location="cpu", weights_only=True)
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({k: ckpt[k] for k in NETWORK_KEYS if k in ckpt}, target)
+    return target
+
+
 def load_network(path: str | Path) -> tuple[StylizationNetwork, dict[str, Any]]:
     """Returns ``(network in eval mode, info)``; info has style names/info and the config YAML."""
-    path = Path(path)
+    path = resolve_checkpoint(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
     try:
@@ -35,5 +56,6 @@ def load_network(path: str | Path) -> tuple[StylizationNetwork, dict[str, Any]]:
     network.eval()
     info = {"style_names": names, "style_info": extra.get("style_info", {}),
             "identity_style": extra.get("identity_style"),
-            "config_yaml": hparams.get("config_yaml"), "global_step": ckpt.get("global_step")}
+            "config_yaml": hparams.get("config_yaml"), "global_step": ckpt.get("global_step"),
+            "network_config": hparams["network"]}
     return network, info

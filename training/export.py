@@ -108,8 +108,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-o", "--output", help="ONNX file to write (default: next to the checkpoint)")
     parser.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE,
                         help="max abs difference allowed between onnxruntime and PyTorch (default %(default)g)")
+    parser.add_argument("--network-ckpt", metavar="PATH",
+                        help="also write a network-only checkpoint (no optimizer state) for init_from")
     args = parser.parse_args(argv)
-    from training.checkpoint import CheckpointError, load_network
+    from training.checkpoint import CheckpointError, load_network, save_network_checkpoint
 
     try:
         network, info = load_network(args.checkpoint)
@@ -129,4 +131,6 @@ def main(argv: list[str] | None = None) -> int:
               "the exported model is not trustworthy", file=sys.stderr)
         return 1
     print(f"exported {output} (styles: {', '.join(network.style_names)})")
+    if args.network_ckpt:
+        print(f"network-only checkpoint: {save_network_checkpoint(args.checkpoint, args.network_ckpt)}")
     return 0

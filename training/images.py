@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from models.analysis.images import skimage_photo
 from serving.errors import ImageError
 from serving.imageio import open_image
 
@@ -21,23 +22,15 @@ class ImageLoadError(ValueError):
     """An image referenced by the config cannot be read."""
 
 
-def _skimage_array(name: str) -> np.ndarray:
-    import skimage.data
-
-    if name in ("motorcycle_left", "motorcycle_right"):
-        left, right, _ = skimage.data.stereo_motorcycle()
-        return left if name == "motorcycle_left" else right
-    if name not in SKIMAGE_PHOTOS:
-        raise ImageLoadError(f"unknown scikit-image photo {name!r}; choose one of {', '.join(SKIMAGE_PHOTOS)}")
-    return getattr(skimage.data, name)()
-
-
 def load_pil(ref: str | Path) -> Image.Image:
     """``skimage:NAME`` or a path -> RGB PIL image (EXIF orientation, alpha on white), decoded by the
     same code as ``impasto stylize``."""
     ref = str(ref)
     if ref.startswith(SKIMAGE_PREFIX):
-        return Image.fromarray(_skimage_array(ref[len(SKIMAGE_PREFIX):])).convert("RGB")
+        name = ref[len(SKIMAGE_PREFIX):]
+        if name not in SKIMAGE_PHOTOS:
+            raise ImageLoadError(f"unknown scikit-image photo {name!r}; choose one of {', '.join(SKIMAGE_PHOTOS)}")
+        return skimage_photo(name)
     try:
         return open_image(Path(ref).expanduser())
     except ImageError as err:

@@ -8,7 +8,7 @@ from typing import Any
 
 import hydra
 from hydra.errors import InstantiationException
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,22 @@ def kept_styles(info: dict[str, Any], new_styles: list[dict]) -> list[dict]:
             for n in info["style_names"] if n not in retrained]
 
 
+def _keep_csv_history(loggers: list[Any]) -> None:
+    """Lightning's CSV logger rewrites ``metrics.csv`` from what it logged in this process, so a
+    resumed run would erase the log from before the resume: set it aside as
+    ``metrics.until-<time>.csv`` (``python -m training.plot_metrics`` merges them)."""
+    from datetime import datetime
+
+    from lightning.pytorch.loggers import CSVLogger
+
+    for logger in loggers:
+        metrics = Path(logger.log_dir) / "metrics.csv" if isinstance(logger, CSVLogger) else None
+        if metrics is not None and metrics.is_file():
+            kept = metrics.with_name(f"metrics.until-{datetime.now():%Y%m%d-%H%M%S}.csv")
+            metrics.rename(kept)
+            log.info("resuming: the metrics logged so far are kept in %s", kept)
+
+
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Train from a composed config; returns the run directory and checkpoint paths."""
     import lightning as L
@@ -53,12 +69,17 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     run_dir.mkdir(parents=True, exist_ok=True)
     datamodule = instantiate(cfg.data)
     styles = OmegaConf.to_container(cfg.styles, resolve=True)
-    source = None
+    source, network_config = None, OmegaConf.to_container(cfg.network, resolve=True)
     if cfg.get("init_from"):
         source, info = load_network(cfg.init_from)
         styles = kept_styles(info, styles) + styles
+        # The weights only fit the architecture they were trained with, whatever `network=` says
+        # (also in the config saved with the run).
+        network_config = {k: v for k, v in info["network_config"].items() if k not in ("num_styles", "style_names")}
+        with open_dict(cfg):
+            cfg.network = network_config
     system = StylizationSystem(
-        network=OmegaConf.to_container(cfg.network, resolve=True),
+        network=network_config,
         loss=OmegaConf.to_container(cfg.loss, resolve=True),
         styles=styles,
         optimizer=OmegaConf.to_container(cfg.optimizer, resolve=True),
@@ -71,8 +92,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
         new = transfer_weights(system.network, source)
         log.info("initialised network from %s; new styles: %s", cfg.init_from, ", ".join(new) or "none")
-    trainer = instantiate(cfg.trainer, callbacks=_instantiate_group(cfg.get("callbacks")),
-                          logger=_instantiate_group(cfg.get("logger")) or False)
+    loggers = _instantiate_group(cfg.get("logger"))
+    if cfg.get("ckpt_path"):
+        _keep_csv_history(loggers)
+    trainer = instantiate(cfg.trainer, callbacks=_instantiate_group(cfg.get("callbacks")), logger=loggers or False)
     torch.set_float32_matmul_precision("high")
     trainer.fit(system, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
     # Files that only fail when decoded are warned about one by one as they happen, inside the

@@ -31,7 +31,8 @@ class NamedImage:
 def skimage_photo(name: str) -> Image.Image:
     from skimage import data
 
-    loader = {"motorcycle_left": lambda: data.stereo_motorcycle()[0]}.get(name) or getattr(data, name, None)
+    stereo = {"motorcycle_left": lambda: data.stereo_motorcycle()[0], "motorcycle_right": lambda: data.stereo_motorcycle()[1]}
+    loader = stereo.get(name) or getattr(data, name, None)
     if loader is None:
         raise AnalysisError(f"no scikit-image photo named {name!r}")
     arr = np.asarray(loader())

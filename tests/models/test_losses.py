@@ -98,3 +98,19 @@ def test_identity_style_targets_the_content_itself(encoder):
     assert loss(content, content, torch.tensor([[1.0, 0.0], [1.0, 0.0]]))["style"] > 1e-3
     half = loss.style_target("relu1_1", torch.tensor([[0.5, 0.5]]), torch.ones(1, 64, 64))
     torch.testing.assert_close(half, 0.5 * loss.style_target("relu1_1", torch.tensor([[1.0, 0.0]])) + 0.5)
+
+
+def test_identity_pixel_term_weighs_each_sample_by_its_identity_share(encoder):
+    loss = PerceptualLoss(encoder, {"relu2_2": 1.0}, {"relu1_1": 1.0}, identity_weight=2.0)
+    loss.set_style_targets([([torch.rand(1, 3, 32, 32)], None), ([], None)])  # style 1: identity
+    content = torch.rand(2, 3, 32, 32)
+    output = content.clone()
+    output[1] += 0.1  # only sample 1 is off, by 0.1 everywhere
+    weights = torch.tensor([[0.0, 1.0], [0.5, 0.5]])
+    terms = loss(output, content, weights)
+    # mean over the batch of share * mean |output - content|: (1 * 0 + 0.5 * 0.1) / 2, times 2
+    assert terms["identity"].item() == pytest.approx(0.05, rel=1e-4)
+    assert terms["total"] == pytest.approx(sum(v for k, v in terms.items() if k != "total").item())
+    unweighted = PerceptualLoss(encoder, {"relu2_2": 1.0}, {"relu1_1": 1.0})
+    unweighted.set_style_targets([([torch.rand(1, 3, 32, 32)], None), ([], None)])
+    assert "identity" not in unweighted(output, content, weights)  # off by default

@@ -144,7 +144,7 @@ def test_benchmark_end_to_end(tmp_path, bench_dirs, capsys):
     model = _tiny_model(tmp_path / "tiny.onnx")
     output = tmp_path / "out" / "bench.md"
     rc = main(["--styles-dir", str(styles), "--content-dir", str(content), "--model", str(model),
-               "--no-peer", "--gatys-steps", "2", "--gatys-photos", "1", "--num-photos", "2", "--size", "64",
+               "--johnson", str(model), "--no-peer", "--gatys-steps", "2", "--gatys-photos", "1", "--num-photos", "2", "--size", "64",
                "--holdout-every", "2", "--threads", "1", "--output", str(output)])
     assert rc == 0
     text = output.read_text()
@@ -159,6 +159,10 @@ def test_benchmark_end_to_end(tmp_path, bench_dirs, capsys):
     photo_row = rows["photo (no stylisation)"].split("|")
     assert float(photo_row[4]) == 0 and float(photo_row[6]) == 0  # C_vgg, C_eff of the photo itself
     assert "summary" in capsys.readouterr().out
+    # The acceptance comparison: the same network as "Johnson" is exactly on par, and no peer ran.
+    comparison = text.split("## tiny vs peer and Johnson, vgg judge", 1)[1].split("##", 1)[0]
+    row = [c.strip() for c in next(l for l in comparison.splitlines() if l.startswith("| a ")).split("|")[1:-1]]
+    assert row[3:6] == ["–", "–", "–"] and row[6:] == ["1.00", "1.00", "yes"]
 
 
 def test_benchmark_clear_errors(tmp_path, bench_dirs, capsys):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import os
 import shutil
 from pathlib import Path
 
@@ -90,5 +91,32 @@ def test_upload_stylize_and_screenshot(model_dir, driver, tmp_path):
         assert driver.save_screenshot(str(shot))
     png = Image.open(io.BytesIO(shot.read_bytes()))
     assert png.size[0] >= 1000 and png.getextrema() != ((0, 0), (0, 0), (0, 0))
-    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(shot, SCREENSHOT)
+
+
+def test_bundled_styles_in_the_page(driver, tmp_path):
+    """The default service (bundled model): pick a painting, stylise a photo. With
+    IMPASTO_UPDATE_SCREENSHOT=1 the page is saved as the README's screenshot."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from serving.app import create_app
+    from serving.settings import Settings
+
+    photo = tmp_path / "cat.png"
+    _photo(photo)
+    with live_server(create_app(Settings(threads=1))) as base:
+        driver.get(base + "/")
+        wait = WebDriverWait(driver, 20)
+        wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#styles .style-row")) > 0)
+        rows = driver.find_elements(By.CSS_SELECTOR, "#styles .style-row")
+        names = [r.get_attribute("data-style") for r in rows]
+        assert "starry_night" in names and "identity" not in names[:1]
+        driver.find_element(By.ID, "file").send_keys(str(photo))
+        wait.until(lambda d: d.find_element(By.ID, "result").get_attribute("data-state") in ("done", "error"))
+        assert driver.find_element(By.ID, "result").get_attribute("data-state") == "done", \
+            driver.find_element(By.ID, "error").text
+        shot = tmp_path / "web-ui.png"
+        assert driver.save_screenshot(str(shot))
+    if os.environ.get("IMPASTO_UPDATE_SCREENSHOT"):
+        SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(shot, SCREENSHOT)

@@ -41,6 +41,18 @@ def test_resume_continues_from_the_checkpoint_step(tiny_run, tmp_path):
     assert min(_logged_steps(tmp_path)) >= 8  # continued at step 8, not from 0
 
 
+def test_resume_in_the_same_run_directory_keeps_the_earlier_metrics(tmp_path):
+    from training.plot_metrics import read_metrics
+
+    train(compose_train_config(tmp_path, [*TINY, "trainer.max_steps=4"]))
+    train(compose_train_config(tmp_path, [*TINY, "trainer.max_steps=8",
+                                          f"ckpt_path={tmp_path / 'checkpoints' / 'last.ckpt'}"]))
+    before = list((tmp_path / "logs").glob("metrics.until-*.csv"))
+    assert len(before) == 1
+    steps = read_metrics(*before, tmp_path / "logs" / "metrics.csv")["train/style"][0]
+    assert min(steps) < 4 <= max(steps) and max(steps) >= 6  # both halves of the run
+
+
 def test_corrupt_content_images_are_skipped_and_counted(tmp_path, caplog):
     photos = tmp_path / "photos" / "nested"
     photos.mkdir(parents=True)
@@ -89,7 +101,7 @@ def test_add_a_style_trains_only_the_new_norm_parameters(tmp_path):
     photo = tmp_path / "new.png"
     Image.fromarray((torch.rand(80, 80, 3) * 255).byte().numpy()).save(photo)
     added = train(compose_train_config(tmp_path / "added", [
-        *TINY, "experiment=add_style", "network.norm=conditional_instance", f"init_from={base['last_ckpt']}",
+        *TINY, "experiment=add_style", f"init_from={base['last_ckpt']}", "style_size=96",
         "style=image", f"style_image={photo}", "style_name=fresh", "trainer.max_steps=3"]))
     after, info = load_network(added["last_ckpt"])
     assert info["style_names"] == ["ihc", "hubble", "retina", "fresh"]
@@ -101,6 +113,31 @@ def test_add_a_style_trains_only_the_new_norm_parameters(tmp_path):
             torch.testing.assert_close(value, b[key])
     cin_weight = next(k for k, v in a.items() if v.dim() == 2)
     assert not torch.allclose(a[cin_weight][3], b[cin_weight].mean(0))
+
+
+def test_add_a_style_to_the_bundled_network_by_default(tmp_path):
+    """``experiment=add_style`` starts from the shipped network's slim checkpoint, whose architecture
+    wins over the ``network`` setting (here TINY's ``network=tiny``)."""
+    from training.checkpoint import BUNDLED_CHECKPOINT, load_network, save_network_checkpoint
+
+    bundled, bundled_info = load_network("bundled")
+    photo = tmp_path / "new.png"
+    Image.fromarray((torch.rand(80, 80, 3) * 255).byte().numpy()).save(photo)
+    added = train(compose_train_config(tmp_path / "added", [
+        *TINY, "experiment=add_style", "style=image", f"style_image={photo}", "style_name=fresh", "style_size=96",
+        "trainer.max_steps=2"]))
+    after, info = load_network(added["last_ckpt"])
+    assert info["style_names"] == [*bundled_info["style_names"], "fresh"]
+    assert info["identity_style"] == bundled_info["identity_style"]
+    assert sum(p.numel() for p in after.parameters()) > sum(p.numel() for p in bundled.parameters())
+    # A network-only copy of the new checkpoint (no optimizer or loop state) loads to the same weights.
+    slim = save_network_checkpoint(added["last_ckpt"], tmp_path / "slim.ckpt")
+    assert set(torch.load(slim, weights_only=True)) == {"hyper_parameters", "impasto", "state_dict", "global_step"}
+    assert slim.stat().st_size < added["last_ckpt"].stat().st_size
+    reloaded, _ = load_network(slim)
+    for key, value in after.state_dict().items():
+        torch.testing.assert_close(reloaded.state_dict()[key], value)
+    assert BUNDLED_CHECKPOINT.stat().st_size < 4 * 2**20
 
 
 def test_cin_parameters_can_learn_faster(tmp_path):
