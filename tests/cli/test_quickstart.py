@@ -37,3 +37,14 @@ def test_quickstart_rejects_bad_input_in_one_line(tmp_path):
     stray = quickstart("trainer.max_steps=5")
     assert stray.returncode == 2 and "--train" in stray.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_quickstart_train_trains_exports_and_uses_its_own_model(tmp_path):
+    from tests.conftest import TINY
+
+    result = quickstart("--train", *TINY, "trainer.max_steps=2", "trainer.val_check_interval=2",
+                        "--output-dir", tmp_path, "--max-size", "96")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (tmp_path / "model.onnx").is_file() and (tmp_path / "checkpoints" / "last.ckpt").is_file()
+    assert sorted(p.name for p in tmp_path.glob("photo_*.png")) == ["photo_ihc.png"]  # one style, no blend
+    assert f"-m {tmp_path / 'model.onnx'}" in result.stdout
