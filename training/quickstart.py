@@ -93,11 +93,12 @@ def main(argv: list[str] | None = None) -> int:
         if model_path is None:
             raise ImpastoError("no model given and none bundled: pass --model MODEL.onnx or use --train")
         model = StyleModel(model_path, device="cpu")
-        specs = [(style_label(model, name), model.style_weights(name)) for name in model.style_names]
+        # (file tag, sheet label, style weights) per stylised image
+        specs = [(name, style_label(model, name), model.style_weights(name)) for name in model.style_names]
         blend = args.blend or default_blend(model)
         if blend:
             weights = model.style_weights(blend)
-            specs.append((blend_label(model, weights), weights))
+            specs.append(("blend", blend_label(model, weights), weights))
     except (ImpastoError, ImageLoadError) as err:
         print(f"impasto quickstart: {err}", file=sys.stderr)
         return 2
@@ -109,9 +110,8 @@ def main(argv: list[str] | None = None) -> int:
           f"({len(model.style_names)} styles)")
     pixels = to_array(photo)[None]
     tiles = [("original", photo)]
-    for label, weights in specs:
+    for tag, label, weights in specs:
         image = from_array(model.run(pixels, weights[None])[0])
-        tag = label.splitlines()[0] if label.startswith("blend") else model.style_names[int(weights.argmax())]
         image.save(run_dir / f"photo_{tag}.png")
         tiles.append((label, image))
     sheet_path = run_dir / "contact_sheet.png"

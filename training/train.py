@@ -69,17 +69,16 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     run_dir.mkdir(parents=True, exist_ok=True)
     datamodule = instantiate(cfg.data)
     styles = OmegaConf.to_container(cfg.styles, resolve=True)
-    source, network_config = None, OmegaConf.to_container(cfg.network, resolve=True)
+    source = None
     if cfg.get("init_from"):
         source, info = load_network(cfg.init_from)
         styles = kept_styles(info, styles) + styles
         # The weights only fit the architecture they were trained with, whatever `network=` says
         # (also in the config saved with the run).
-        network_config = {k: v for k, v in info["network_config"].items() if k not in ("num_styles", "style_names")}
         with open_dict(cfg):
-            cfg.network = network_config
+            cfg.network = {k: v for k, v in info["network_config"].items() if k not in ("num_styles", "style_names")}
     system = StylizationSystem(
-        network=network_config,
+        network=OmegaConf.to_container(cfg.network, resolve=True),
         loss=OmegaConf.to_container(cfg.loss, resolve=True),
         styles=styles,
         optimizer=OmegaConf.to_container(cfg.optimizer, resolve=True),
