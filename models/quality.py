@@ -124,6 +124,13 @@ class Judge:
         self.style_layers = list(style_layers)
         self.content_layer = content_layer
         self.name = name
+        self.device = torch.device("cpu")
+
+    def to(self, device: str | torch.device) -> Judge:
+        """Run the extractor on ``device``; images are moved there as they come in."""
+        self.device = torch.device(device)
+        self.extractor.to(self.device)
+        return self
 
     @property
     def layers(self) -> list[str]:
@@ -131,7 +138,7 @@ class Judge:
 
     @torch.no_grad()
     def features(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
-        feats = dict(self.extractor(image))
+        feats = dict(self.extractor(image.to(self.device)))
         missing = [l for l in self.layers if l not in feats]
         if missing:
             raise ValueError(f"{self.name}: the extractor returned no {', '.join(missing)}")

@@ -152,6 +152,17 @@ class SeparableUpsample(nn.Module):
         return F.relu(x) if self.act else x
 
 
+def icnr_(conv: nn.Conv2d, scale: int) -> None:
+    """Initialise a sub-pixel conv so that the ``scale**2`` outputs that ``PixelShuffle(scale)``
+    spreads over one block start identical (Aitken et al. 2017, "ICNR"): training starts from
+    nearest-neighbour up-sampling instead of a per-position pattern, the checkerboard that
+    independently initialised sub-pixel filters print on every output."""
+    shared = nn.Conv2d(conv.in_channels, conv.out_channels // scale**2, conv.kernel_size)  # default init
+    with torch.no_grad():
+        conv.weight.copy_(shared.weight.repeat_interleave(scale**2, dim=0))
+        conv.bias.copy_(shared.bias.repeat_interleave(scale**2, dim=0))
+
+
 UPSAMPLE_BLOCKS = ("conv", "dwsep")
 HEADS = ("conv", "pixel_shuffle")
 PADDINGS = ("reflect", "zeros")
@@ -173,8 +184,8 @@ class StylizationNetwork(nn.Module):
     - ``up_block="dwsep"``: up-sampling stages are :class:`SeparableUpsample` (1x1 projection at the
       low resolution, nearest 2x, depthwise conv) instead of nearest 2x + full conv;
     - ``head="pixel_shuffle"``: the last (``kernel_sizes[2]``) conv runs at half resolution to
-      ``3 * 4`` channels, rearranged to full-resolution RGB (sub-pixel convolution, Shi et al. 2016);
-      the half -> full up-sampling stage goes away;
+      ``3 * 4`` channels, rearranged to full-resolution RGB (sub-pixel convolution, Shi et al. 2016;
+      ICNR-initialised, see :func:`icnr_`); the half -> full up-sampling stage goes away;
     - ``padding="zeros"``: convolutions zero-pad themselves instead of a separate reflection pad.
 
     ``widths[0]`` (full resolution) is unused when both ``stem_stride=2`` and
@@ -243,6 +254,7 @@ class StylizationNetwork(nn.Module):
         else:  # the k_out conv runs at half resolution to 3*2*2 channels, rearranged to full (sub-pixel conv)
             self.decoder = nn.ModuleList([up(w3, w2)])
             self.head = nn.Sequential(ConvLayer(w2, 3 * 4, k_out), nn.PixelShuffle(2))
+            icnr_(self.head[0].conv, scale=2)
         self.padding = padding
         if padding == "zeros":  # the convolution pads itself: no separate Pad pass over each feature map
             for layer in self.modules():

@@ -171,12 +171,13 @@ def peer_method(size: int, threads: int | None) -> Method | str:
                        "the same style image; it works at 384 px and is resized back")
 
 
-def gatys_method(steps: int, photos: int, encoder) -> Method:
+def gatys_method(steps: int, photos: int, encoder, device: torch.device) -> Method:
     from models.analysis.style_transfer import gatys_transfer
 
     def run(photo: torch.Tensor, style: StyleInput) -> torch.Tensor:
-        result = gatys_transfer(photo, [style.tensor], steps=steps, encoder=encoder, progress=False)
-        return _fit_to(result.image.detach(), photo)
+        result = gatys_transfer(photo.to(device), [style.tensor.to(device)], steps=steps, encoder=encoder,
+                                progress=False)
+        return _fit_to(result.image.detach().cpu(), photo)
 
     return Method(f"gatys ({steps} L-BFGS steps)", run, max_photos=photos,
                   note=f"Gatys et al. optimisation, {steps} L-BFGS steps from the photo, on the first {photos} "
@@ -281,6 +282,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gatys-steps", type=int, default=300, help="L-BFGS steps; 0 skips Gatys (default 300)")
     p.add_argument("--gatys-photos", type=int, default=2, help="run Gatys on the first K photos only (default 2)")
     p.add_argument("--styles", nargs="+", metavar="NAME", help="only these styles (file stems)")
+    p.add_argument("--device", default="cpu",
+                   help="torch device of the judges and Gatys, e.g. cuda (default cpu; the ONNX models run on CPU)")
     p.add_argument("--threads", type=int, help="CPU threads for torch and onnxruntime (default: theirs)")
     p.add_argument("--output", default="outputs/benchmark_quality.md", help="Markdown report")
     return p
@@ -312,6 +315,9 @@ def _run(args, argv: list[str]) -> int:
         raise BenchmarkError("--num-photos must be >= 1")
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        raise BenchmarkError(f"--device {args.device}: torch sees no CUDA device")
+    device = torch.device(args.device)
     styles = find_styles(Path(args.styles_dir).expanduser(), args.styles)
     photos, total = held_out_photos(Path(args.content_dir).expanduser(), args.holdout_every, args.num_photos)
 
@@ -338,11 +344,11 @@ def _run(args, argv: list[str]) -> int:
     from models.quality import efficientnet_judge, vgg_judge
 
     try:
-        judges = {"vgg": vgg_judge(), "eff": efficientnet_judge()}
+        judges = {"vgg": vgg_judge().to(device), "eff": efficientnet_judge().to(device)}
     except Exception as err:  # noqa: BLE001 - missing weights packages, bad weight files
         raise BenchmarkError(f"cannot load a judge network: {str(err).splitlines()[0]}") from None
     if args.gatys_steps > 0 and args.gatys_photos > 0:
-        methods.append(gatys_method(args.gatys_steps, args.gatys_photos, judges["vgg"].extractor))
+        methods.append(gatys_method(args.gatys_steps, args.gatys_photos, judges["vgg"].extractor, device))
     methods.append(identity_method())
 
     for m in methods:

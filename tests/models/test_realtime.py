@@ -43,6 +43,17 @@ def test_configs_compose_and_build():
     assert len(cin.decoder) == 1 and isinstance(cin.head[-1], torch.nn.PixelShuffle)
 
 
+def test_subpixel_head_starts_without_checkerboard():
+    """ICNR: an untrained sub-pixel head is nearest-neighbour up-sampling, so each 2x2 output block
+    is one value; the default per-channel init would print a fixed 2x2 pattern on every image."""
+    head = _network("realtime_cin").head
+    with torch.no_grad():
+        y = head(torch.randn(2, head[0].conv.in_channels, 9, 11))
+    blocks = y.unflatten(2, (-1, 2)).unflatten(4, (-1, 2))  # [N, 3, H/2, 2, W/2, 2]
+    assert torch.equal(blocks, blocks[:, :, :, :1, :, :1].expand_as(blocks))
+    assert y.std() > 0.01  # not a constant
+
+
 @pytest.mark.parametrize("size", [(67, 93), (64, 64), (33, 50), (130, 61), (41, 41)])
 def test_output_size_equals_input_size(realtime_cin, size):
     x = torch.rand(2, 3, *size)
