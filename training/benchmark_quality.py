@@ -3,7 +3,7 @@
     python -m training.benchmark_quality --styles-dir ../shared/data/styles \\
         --content-dir ../shared/data/content/imagenet-sample --model outputs/model.onnx \\
         [--johnson johnson.onnx] [--holdout-every 10] [--num-photos 12] [--size 512] \\
-        [--no-peer] [--gatys-steps 300] [--gatys-photos 2] [--styles starry_night wave]
+        [--no-peer] [--gatys-steps 300] [--gatys-photos 2] [--styles starry_night wave] [--device cuda]
 
 Photos: the held-out split of training (:func:`training.data.split_holdout` on the sorted readable
 files of ``--content-dir``, every ``--holdout-every``-th file), its first ``--num-photos``, longer
@@ -315,9 +315,12 @@ def _run(args, argv: list[str]) -> int:
         raise BenchmarkError("--num-photos must be >= 1")
     if args.threads:
         torch.set_num_threads(args.threads)
-    if args.device.startswith("cuda") and not torch.cuda.is_available():
+    try:
+        device = torch.device(args.device)
+    except RuntimeError:
+        raise BenchmarkError(f"--device {args.device!r}: not a torch device (cpu, cuda, cuda:1, ...)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
         raise BenchmarkError(f"--device {args.device}: torch sees no CUDA device")
-    device = torch.device(args.device)
     styles = find_styles(Path(args.styles_dir).expanduser(), args.styles)
     photos, total = held_out_photos(Path(args.content_dir).expanduser(), args.holdout_every, args.num_photos)
 

@@ -178,6 +178,8 @@ def test_benchmark_clear_errors(tmp_path, bench_dirs, capsys):
     assert "not a loadable ONNX model" in err and len(err.splitlines()) == 1
     assert main(["--styles-dir", str(styles), "--content-dir", str(content), "--styles", "zzz"]) == 2
     assert "zzz" in capsys.readouterr().err
+    assert main(["--styles-dir", str(styles), "--content-dir", str(content), "--device", "gpu"]) == 2
+    assert "not a torch device" in capsys.readouterr().err
     if not torch.cuda.is_available():
         assert main(["--styles-dir", str(styles), "--content-dir", str(content), "--device", "cuda"]) == 2
         assert "no CUDA device" in capsys.readouterr().err
