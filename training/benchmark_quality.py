@@ -171,12 +171,13 @@ def peer_method(size: int, threads: int | None) -> Method | str:
                        "the same style image; it works at 384 px and is resized back")
 
 
-def gatys_method(steps: int, photos: int, encoder, device: torch.device) -> Method:
+def gatys_method(steps: int, photos: int, judge) -> Method:
+    """Optimised through the VGG judge's own extractor, on the judge's device."""
     from models.analysis.style_transfer import gatys_transfer
 
     def run(photo: torch.Tensor, style: StyleInput) -> torch.Tensor:
-        result = gatys_transfer(photo.to(device), [style.tensor.to(device)], steps=steps, encoder=encoder,
-                                progress=False)
+        result = gatys_transfer(photo.to(judge.device), [style.tensor.to(judge.device)], steps=steps,
+                                encoder=judge.extractor, progress=False)
         return _fit_to(result.image.detach().cpu(), photo)
 
     return Method(f"gatys ({steps} L-BFGS steps)", run, max_photos=photos,
@@ -351,7 +352,7 @@ def _run(args, argv: list[str]) -> int:
     except Exception as err:  # noqa: BLE001 - missing weights packages, bad weight files
         raise BenchmarkError(f"cannot load a judge network: {str(err).splitlines()[0]}") from None
     if args.gatys_steps > 0 and args.gatys_photos > 0:
-        methods.append(gatys_method(args.gatys_steps, args.gatys_photos, judges["vgg"].extractor, device))
+        methods.append(gatys_method(args.gatys_steps, args.gatys_photos, judges["vgg"]))
     methods.append(identity_method())
 
     for m in methods:
