@@ -14,14 +14,14 @@ Backends:
 from __future__ import annotations
 
 import importlib.resources
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import torch
 from torch import nn
 from torchvision.models import vgg16, vgg19
-from torchvision.models.vgg import cfgs, make_layers
 from torchvision.models.feature_extraction import create_feature_extractor
+from torchvision.models.vgg import cfgs, make_layers
 
 BACKENDS = ("vgg19-caffe", "vgg16", "vgg19")
 CAFFE_BGR_MEAN = (103.939, 116.779, 123.68)
@@ -174,7 +174,7 @@ class FeatureExtractor(nn.Module):
         self.requires_grad_(False)
         self.eval()
 
-    def train(self, mode: bool = True) -> "FeatureExtractor":
+    def train(self, mode: bool = True) -> FeatureExtractor:
         # A loss network stays in eval mode whatever its parent module is switched to.
         return super().train(False)
 

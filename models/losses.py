@@ -7,13 +7,13 @@ embedded VGG19 (Caffe, 0-255 inputs).
 """
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.features import FeatureExtractor
+from impasto.models.features import FeatureExtractor
 
 
 def gram_matrix(features: torch.Tensor) -> torch.Tensor:

@@ -2,7 +2,7 @@
 (features), measured by a frozen "judge" network.
 
 - style distance **S**: mean over the judge's style layers of ``||G(out) - G(s)||_F / ||G(s)||_F``,
-  Gram matrices from :func:`models.losses.gram_matrix` (normalised by ``C*H*W``, so the output and
+  Gram matrices from :func:`impasto.models.losses.gram_matrix` (normalised by ``C*H*W``, so the output and
   the style image may differ in size);
 - content distance **C**: ``||F(out) - F(in)|| / ||F(in)||`` at the judge's content layer (same
   size images).
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from models.losses import gram_matrix
+from impasto.models.losses import gram_matrix
 
 Features = Mapping[str, torch.Tensor]
 
@@ -79,7 +79,7 @@ class EfficientNetFeatures(nn.Module):
         if unknown:
             raise ValueError(f"unknown EfficientNet stage(s) {unknown}; known: {', '.join(EFFICIENTNET_STAGES)}")
         if classifier is None:
-            from models.analysis.classifiers import load_classifier
+            from impasto.models.analysis.classifiers import load_classifier
 
             classifier = load_classifier("efficientnet-lite0")
         self.layers = list(dict.fromkeys(layers))
@@ -173,7 +173,7 @@ class Judge:
 def vgg_judge(backend: str = "vgg19-caffe", style_layers: Sequence[str] = VGG_STYLE_LAYERS,
               content_layer: str = VGG_CONTENT_LAYER, weights_path: str | None = None) -> Judge:
     """The training loss network (embedded Caffe VGG19 by default, offline)."""
-    from models.features import FeatureExtractor
+    from impasto.models.features import FeatureExtractor
 
     extractor = FeatureExtractor(backend, [*style_layers, content_layer], weights_path=weights_path)
     return Judge(extractor, style_layers, content_layer, name=f"vgg ({backend})")
@@ -181,7 +181,7 @@ def vgg_judge(backend: str = "vgg19-caffe", style_layers: Sequence[str] = VGG_ST
 
 def efficientnet_judge(style_layers: Sequence[str] = EFFICIENTNET_STYLE_LAYERS,
                        content_layer: str = EFFICIENTNET_CONTENT_LAYER) -> Judge:
-    """EfficientNet-Lite0 (offline weights, see :mod:`models.analysis.classifiers`): an
+    """EfficientNet-Lite0 (offline weights, see :mod:`impasto.models.analysis.classifiers`): an
     independent judge, never used as a training loss."""
     extractor = EfficientNetFeatures([*style_layers, content_layer])
     return Judge(extractor, style_layers, content_layer, name="efficientnet-lite0")

@@ -9,7 +9,7 @@ RGB in [0, 1], NCHW.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F

@@ -12,11 +12,11 @@ from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
 
-from serving import http_errors, routes_api, routes_ops, routes_web
-from serving.metrics import Metrics, MetricsMiddleware
-from serving.model import StyleModel
-from serving.service import Service, load_models
-from serving.settings import Settings
+from impasto.core.model import StyleModel
+from impasto.serving import http_errors, routes_api, routes_ops, routes_web
+from impasto.serving.metrics import Metrics, MetricsMiddleware
+from impasto.serving.service import Service, load_models
+from impasto.serving.settings import Settings
 
 DESCRIPTION = """Real-time neural style transfer with onnxruntime.
 
@@ -57,5 +57,5 @@ def create_app(settings: Settings | None = None, models: list[StyleModel] | None
 
 
 def factory() -> FastAPI:
-    """For ``uvicorn --factory serving.app:factory`` and multi-worker runs: settings from IMPASTO_*."""
+    """For ``uvicorn --factory impasto.serving.app:factory`` and multi-worker runs: settings from IMPASTO_*."""
     return create_app(Settings())

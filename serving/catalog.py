@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from serving.errors import StyleError
-from serving.model import StyleModel
+from impasto.core.errors import StyleError
+from impasto.core.model import StyleModel
 
 
 @dataclass

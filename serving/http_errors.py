@@ -12,7 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from serving.errors import ImageError, ModelError, StyleError
+from impasto.core.errors import ImageError, ModelError, StyleError
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ def _location(loc) -> str:
 
 
 def install(app: FastAPI, metrics=None) -> None:
-    """Register the handlers; ``metrics`` (a :class:`serving.metrics.Metrics`) counts error codes."""
+    """Register the handlers; ``metrics`` (a :class:`impasto.serving.metrics.Metrics`) counts error codes."""
 
     def respond(request: Request, status: int, error: str, detail: str, headers=None) -> JSONResponse:
         if metrics is not None:

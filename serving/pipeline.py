@@ -1,7 +1,7 @@
 """One stylisation request from bytes to bytes: decode, select, batch, post-process, encode.
 
 CPU-heavy steps (decoding, resizing, encoding) run in worker threads so the event loop keeps
-accepting requests; inference goes through the model's :class:`~serving.batching.Batcher`.
+accepting requests; inference goes through the model's :class:`~impasto.serving.batching.Batcher`.
 """
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from dataclasses import dataclass
 import numpy as np
 from starlette.concurrency import run_in_threadpool
 
-from serving import imageio, postprocess
-from serving.batching import Batcher
-from serving.catalog import Catalog, Selection
-from serving.settings import Settings
+from impasto.core import imageio, postprocess
+from impasto.serving.batching import Batcher
+from impasto.serving.catalog import Catalog, Selection
+from impasto.serving.settings import Settings
 
 # The networks reflection-pad by up to 4 pixels and downsample twice; smaller inputs are
 # edge-padded to this size for inference and cropped back, so thin or tiny images still work.

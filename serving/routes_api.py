@@ -12,10 +12,10 @@ from pydantic import BaseModel
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
-from serving.batching import QueueFull
-from serving.http_errors import ApiError, error_responses
-from serving.pipeline import StylizeOptions
-from serving.settings import Settings
+from impasto.serving.batching import QueueFull
+from impasto.serving.http_errors import ApiError, error_responses
+from impasto.serving.pipeline import StylizeOptions
+from impasto.serving.settings import Settings
 
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/webp")
 _BINARY = {"schema": {"type": "string", "format": "binary"}}

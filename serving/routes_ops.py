@@ -4,7 +4,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
-from serving.http_errors import error_response, error_responses
+from impasto.serving.http_errors import error_response, error_responses
 
 router = APIRouter(tags=["operations"])
 

@@ -1,6 +1,6 @@
 """``impasto serve``: run the HTTP stylization service with uvicorn.
 
-Every flag has an ``IMPASTO_*`` environment variable (see :mod:`serving.settings`); flags win.
+Every flag has an ``IMPASTO_*`` environment variable (see :mod:`impasto.serving.settings`); flags win.
 """
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import sys
 
 from pydantic import ValidationError
 
-from serving.errors import ImpastoError
-from serving.settings import Settings
+from impasto.core.errors import ImpastoError
+from impasto.serving.settings import Settings
 
 
 def parse_args(argv: list[str] | None) -> dict:
@@ -60,12 +60,12 @@ def main(argv: list[str] | None = None) -> int:
           f"http://{settings.host}:{settings.port}/ (API docs at /docs)", file=sys.stderr)
     common = dict(host=settings.host, port=settings.port, log_level=settings.log_level)
     if settings.workers == 1:
-        from serving.app import create_app
+        from impasto.serving.app import create_app
 
         uvicorn.run(create_app(settings), **common)
     else:
         export_environment(settings)
-        uvicorn.run("serving.app:factory", factory=True, workers=settings.workers, **common)
+        uvicorn.run("impasto.serving.app:factory", factory=True, workers=settings.workers, **common)
     return 0
 
 

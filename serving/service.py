@@ -7,12 +7,12 @@ import logging
 import numpy as np
 from starlette.concurrency import run_in_threadpool
 
-from serving.batching import Batcher
-from serving.catalog import Catalog
-from serving.metrics import Metrics
-from serving.model import StyleModel
-from serving.pipeline import MIN_SIDE, Stylizer
-from serving.settings import Settings
+from impasto.core.model import StyleModel
+from impasto.serving.batching import Batcher
+from impasto.serving.catalog import Catalog
+from impasto.serving.metrics import Metrics
+from impasto.serving.pipeline import MIN_SIDE, Stylizer
+from impasto.serving.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -11,8 +11,8 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from serving.errors import ModelError
-from serving.model import BUNDLED_MODELS, find_models
+from impasto.core.errors import ModelError
+from impasto.core.model import BUNDLED_MODELS, find_models
 
 
 class Settings(BaseSettings):

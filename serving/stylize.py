@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
-from serving.errors import ImpastoError
-from serving.imageio import encode, format_for_path, from_array, limit_size, open_image, to_array
-from serving.model import StyleModel, bundled_models
+from impasto.core.errors import ImpastoError
+from impasto.core.imageio import encode, format_for_path, from_array, limit_size, open_image, to_array
+from impasto.core.model import StyleModel, bundled_models
 
 INPUT_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
 

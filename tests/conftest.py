@@ -58,7 +58,7 @@ def compose_train_config(output_dir, overrides=()):
     """The real `impasto train` config, composed and pointed at ``output_dir``."""
     from hydra import compose, initialize_config_module
 
-    with initialize_config_module("conf", version_base="1.3"):
+    with initialize_config_module("impasto.conf", version_base="1.3"):
         return compose("train", overrides=[f"paths.output_dir={output_dir}", *overrides])
 
 
@@ -69,7 +69,7 @@ TINY = ["network=tiny", "data.image_size=64", "data.val_size=64", "style_size=96
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory):
     """A tiny single-style network trained for 8 steps through the real training code."""
-    from training.train import train
+    from impasto.training.train import train
 
     out = tmp_path_factory.mktemp("tiny_run")
     return train(compose_train_config(out, [*TINY, "trainer.max_steps=8", "trainer.val_check_interval=4",
@@ -79,8 +79,8 @@ def tiny_run(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def tiny_onnx(tiny_run, tmp_path_factory):
-    from training.checkpoint import load_network
-    from training.export import export_onnx
+    from impasto.training.checkpoint import load_network
+    from impasto.training.export import export_onnx
 
     network, info = load_network(tiny_run["last_ckpt"])
     return export_onnx(network, tmp_path_factory.mktemp("onnx") / "tiny.onnx",

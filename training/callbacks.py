@@ -9,7 +9,7 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 from torchvision.utils import make_grid, save_image
 
-from models.transformer import one_hot_styles
+from impasto.models.transformer import one_hot_styles
 
 
 class SampleGrid(L.Callback):

@@ -7,9 +7,8 @@ from typing import Any
 import torch
 from hydra.utils import instantiate
 
-from models.transformer import StylizationNetwork
-from serving.model import BUNDLED_MODELS
-
+from impasto.core.model import BUNDLED_MODELS
+from impasto.models.transformer import StylizationNetwork
 
 # The network-only checkpoint of the bundled model, next to its ONNX export: `init_from=bundled`.
 BUNDLED_CHECKPOINT = BUNDLED_MODELS / "impasto-styles.ckpt"

@@ -5,13 +5,14 @@ import argparse
 import json
 import sys
 import warnings
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 
-from models.transformer import StylizationNetwork
+from impasto.models.transformer import StylizationNetwork
 
 PIXEL_CONVENTION = "float32 RGB [0,1] NCHW"
 # Odd, non-square, not multiples of 4, two batch sizes: the shapes most likely to break export.
@@ -111,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--network-ckpt", metavar="PATH",
                         help="also write a network-only checkpoint (no optimizer state) for init_from")
     args = parser.parse_args(argv)
-    from training.checkpoint import CheckpointError, load_network, save_network_checkpoint
+    from impasto.training.checkpoint import CheckpointError, load_network, save_network_checkpoint
 
     try:
         network, info = load_network(args.checkpoint)

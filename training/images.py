@@ -8,9 +8,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from models.analysis.images import skimage_photo
-from serving.errors import ImageError
-from serving.imageio import open_image
+from impasto.core.errors import ImageError
+from impasto.core.imageio import open_image
+from impasto.models.analysis.images import skimage_photo
 
 SKIMAGE_PREFIX = "skimage:"
 # Colour photos that scikit-image ships inside its wheel (no download needed).

@@ -1,6 +1,6 @@
 """Loss curves of a training run as a PNG, from the CSV log every run writes.
 
-    python -m training.plot_metrics outputs/train/<run>/logs/metrics*.csv -o loss.png [--smooth 10]
+    python -m impasto.training.plot_metrics outputs/train/<run>/logs/metrics*.csv -o loss.png [--smooth 10]
 
 One panel per loss term (``train/*`` solid, smoothed with a running mean over ``--smooth`` logged
 points; ``val/*`` as markers), log-scaled, against the training step. Several CSVs (a resumed
@@ -72,7 +72,7 @@ def plot(metrics: dict[str, tuple[np.ndarray, np.ndarray]], output: Path, smooth
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m training.plot_metrics", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m impasto.training.plot_metrics", description=__doc__.split("\n")[0])
     parser.add_argument("csv", type=Path, nargs="+", help="logs/metrics*.csv of a run")
     parser.add_argument("-o", "--output", type=Path, help="PNG to write (default: next to the first CSV)")
     parser.add_argument("--smooth", type=int, default=10, help="running-mean window in logged points (default 10)")

@@ -1,6 +1,6 @@
 """int8 static quantisation of an exported impasto model, calibrated on real photos.
 
-    python -m training.quantize MODEL.onnx -o MODEL-int8.onnx [--photos DIR] [--count 24] [--size 256]
+    python -m impasto.training.quantize MODEL.onnx -o MODEL-int8.onnx [--photos DIR] [--count 24] [--size 256]
 
 Convolutions get int8 weights (per output channel) and uint8 activations in QDQ format; the
 normalisation layers and the output stay float. Calibration runs every photo under every style
@@ -18,12 +18,13 @@ from pathlib import Path
 import numpy as np
 from onnxruntime.quantization import CalibrationDataReader
 
+
 def calibration_photos(folder: str | None, count: int, size: int, holdout_every: int = 0) -> list[np.ndarray]:
     """``[3, H, W]`` float32 arrays in [0, 1], longer side ``size``; from a folder, spread over the
     training part of training's held-out split (held-out photos stay unseen)."""
-    from serving.imageio import limit_size, to_array
-    from training.data import scan_images, split_holdout
-    from training.images import SKIMAGE_PHOTOS, load_pil
+    from impasto.core.imageio import limit_size, to_array
+    from impasto.training.data import scan_images, split_holdout
+    from impasto.training.images import SKIMAGE_PHOTOS, load_pil
 
     if folder:
         paths, _ = scan_images(Path(folder).expanduser())
@@ -60,7 +61,7 @@ def quantize(model_path: Path, output: Path, photos: list[np.ndarray]) -> Path:
     import onnx
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 
-    from serving.model import StyleModel
+    from impasto.core.model import StyleModel
 
     model = StyleModel(model_path, device="cpu")
     num_styles = len(model.style_names) if model.blendable else None
@@ -80,7 +81,7 @@ def quantize(model_path: Path, output: Path, photos: list[np.ndarray]) -> Path:
 
 def compare(float_path: Path, int8_path: Path, photos: list[np.ndarray]) -> tuple[float, float]:
     """Mean and max absolute difference between the two models over photos x styles."""
-    from serving.model import StyleModel
+    from impasto.core.model import StyleModel
 
     a, b = StyleModel(float_path, device="cpu"), StyleModel(int8_path, device="cpu")
     means, worst = [], 0.0
@@ -94,7 +95,7 @@ def compare(float_path: Path, int8_path: Path, photos: list[np.ndarray]) -> tupl
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m training.quantize", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m impasto.training.quantize", description=__doc__.split("\n")[0])
     parser.add_argument("model", type=Path, help="float ONNX model from `impasto export`")
     parser.add_argument("-o", "--output", type=Path, help="int8 model to write (default: MODEL-int8.onnx)")
     parser.add_argument("--photos", help="folder of calibration photos (default: scikit-image's photos)")
@@ -103,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--holdout-every", type=int, default=10,
                         help="skip training's held-out photos of --photos (default 10, as experiment=bundled_cin)")
     args = parser.parse_args(argv)
-    from serving.errors import ImpastoError
+    from impasto.core.errors import ImpastoError
 
     output = args.output or args.model.with_name(args.model.stem + "-int8.onnx")
     try:

@@ -39,11 +39,11 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
 def train_and_export(run_dir: Path, overrides: list[str]) -> Path:
     from hydra import compose, initialize_config_module
 
-    from training.checkpoint import load_network
-    from training.export import export_onnx, parity_check
-    from training.train import train
+    from impasto.training.checkpoint import load_network
+    from impasto.training.export import export_onnx, parity_check
+    from impasto.training.train import train
 
-    with initialize_config_module("conf", version_base="1.3"):
+    with initialize_config_module("impasto.conf", version_base="1.3"):
         cfg = compose("train", overrides=[f"paths.output_dir={run_dir}", *overrides])
     print(f"training {cfg.network._target_.rsplit('.', 1)[-1]} on scikit-image photos "
           f"({cfg.trainer.max_steps} steps, {cfg.data.image_size} px) -> {run_dir}")
@@ -79,12 +79,12 @@ def default_blend(model) -> str | None:
 def main(argv: list[str] | None = None) -> int:
     args, overrides = parse_args(list(sys.argv[1:] if argv is None else argv))
 
-    from serving.contact_sheet import contact_sheet
-    from serving.errors import ImpastoError
-    from serving.imageio import from_array, limit_size, to_array
-    from serving.model import StyleModel
-    from serving.stylize import default_model_path
-    from training.images import ImageLoadError, load_pil
+    from impasto.core.errors import ImpastoError
+    from impasto.core.imageio import from_array, limit_size, to_array
+    from impasto.core.model import StyleModel
+    from impasto.serving.stylize import default_model_path
+    from impasto.training.contact_sheet import contact_sheet
+    from impasto.training.images import ImageLoadError, load_pil
 
     run_dir = Path(args.output_dir or Path("outputs") / "quickstart" / datetime.now().strftime("%Y-%m-%d_%H-%M-%S"))
     try:

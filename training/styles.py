@@ -2,12 +2,13 @@
 and optional provenance metadata (title, artist, year, source) carried into the exported model."""
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import torch
 
-from training.images import ImageLoadError, load_tensor
+from impasto.training.images import ImageLoadError, load_tensor
 
 
 @dataclass
@@ -20,7 +21,7 @@ class Style:
     keep: bool = False  # already trained (from `init_from`): kept as is, needs no images
 
     @classmethod
-    def from_config(cls, spec: Mapping[str, Any]) -> "Style":
+    def from_config(cls, spec: Mapping[str, Any]) -> Style:
         images = spec.get("images") or ([spec["image"]] if spec.get("image") else [])
         identity, keep = bool(spec.get("identity", False)), bool(spec.get("keep", False))
         if (identity or keep) and images:

@@ -6,16 +6,17 @@ network. The frozen loss network is left out of checkpoints.
 """
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import lightning as L
 import torch
 from hydra.utils import instantiate
 from torch import nn
 
-from models.losses import PerceptualLoss
-from models.transformer import ConditionalInstanceNorm2d, StylizationNetwork, one_hot_styles
-from training.styles import load_style_images, parse_styles
+from impasto.models.losses import PerceptualLoss
+from impasto.models.transformer import ConditionalInstanceNorm2d, StylizationNetwork, one_hot_styles
+from impasto.training.styles import load_style_images, parse_styles
 
 LOSS_PREFIX = "loss_fn."
 NORM_LAYERS = (ConditionalInstanceNorm2d, nn.InstanceNorm2d, nn.BatchNorm2d)

@@ -42,7 +42,7 @@ def kept_styles(info: dict[str, Any], new_styles: list[dict]) -> list[dict]:
 def _keep_csv_history(loggers: list[Any]) -> None:
     """Lightning's CSV logger rewrites ``metrics.csv`` from what it logged in this process, so a
     resumed run would erase the log from before the resume: set it aside as
-    ``metrics.until-<time>.csv`` (``python -m training.plot_metrics`` merges them)."""
+    ``metrics.until-<time>.csv`` (``python -m impasto.training.plot_metrics`` merges them)."""
     from datetime import datetime
 
     from lightning.pytorch.loggers import CSVLogger
@@ -61,8 +61,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     import torch
     from hydra.utils import instantiate
 
-    from training.checkpoint import load_network
-    from training.system import StylizationSystem
+    from impasto.training.checkpoint import load_network
+    from impasto.training.system import StylizationSystem
 
     L.seed_everything(cfg.seed, workers=True)
     run_dir = Path(cfg.paths.output_dir)
@@ -87,7 +87,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         trainable=cfg.trainable,
     )
     if source is not None:
-        from models.transformer import transfer_weights
+        from impasto.models.transformer import transfer_weights
 
         new = transfer_weights(system.network, source)
         log.info("initialised network from %s; new styles: %s", cfg.init_from, ", ".join(new) or "none")
@@ -110,11 +110,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             "metrics": {k: float(v) for k, v in trainer.callback_metrics.items()}}
 
 
-@hydra.main(version_base="1.3", config_path="pkg://conf", config_name="train")
+@hydra.main(version_base="1.3", config_path="pkg://impasto.conf", config_name="train")
 def _hydra_entry(cfg: DictConfig) -> None:
-    from models.features import WeightsUnavailableError
-    from training.checkpoint import CheckpointError
-    from training.images import ImageLoadError
+    from impasto.models.features import WeightsUnavailableError
+    from impasto.training.checkpoint import CheckpointError
+    from impasto.training.images import ImageLoadError
 
     try:
         result = train(cfg)

@@ -9,9 +9,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.analysis.errors import AnalysisError
-from models.analysis.hooks import frozen
-from models.analysis.objectives import class_indices
+from impasto.models.analysis.errors import AnalysisError
+from impasto.models.analysis.hooks import frozen
+from impasto.models.analysis.objectives import class_indices
 
 
 @dataclass

@@ -6,10 +6,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.analysis.errors import AnalysisError
-from models.analysis.guided import GuidedBackprop
-from models.analysis.hooks import capture, frozen, last_linear, last_spatial_layer, resolve_layer
-from models.analysis.objectives import Neuron, Target, class_indices, target_scores
+from impasto.models.analysis.errors import AnalysisError
+from impasto.models.analysis.guided import GuidedBackprop
+from impasto.models.analysis.hooks import capture, frozen, last_linear, last_spatial_layer, resolve_layer
+from impasto.models.analysis.objectives import Neuron, Target, class_indices, target_scores
 
 
 def upsample(maps: torch.Tensor, size) -> torch.Tensor:

@@ -19,8 +19,8 @@ import torch
 from torch import nn
 from torchvision.transforms.functional import gaussian_blur
 
-from models.analysis.hooks import frozen
-from models.analysis.objectives import Target, target_scores
+from impasto.models.analysis.hooks import frozen
+from impasto.models.analysis.objectives import Target, target_scores
 
 
 @dataclass

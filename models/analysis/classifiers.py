@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from models.analysis.errors import AnalysisError
+from impasto.models.analysis.errors import AnalysisError
 
 DEFAULT_CLASSIFIER = "efficientnet-lite0"
 EFFICIENTNET_ALIASES = ("efficientnet-lite0", "efficientnet_lite0", "tf_efficientnet_lite0")
@@ -63,8 +63,8 @@ def _efficientnet_lite0() -> Classifier:
 
 
 def _torchvision(name: str, weights_path: str | Path | None) -> Classifier:
-    from torchvision.models import get_model, get_model_weights, list_models
     import torchvision.models as tvm
+    from torchvision.models import get_model, get_model_weights, list_models
 
     if name not in list_models(module=tvm):
         raise AnalysisError(f"unknown classifier {name!r}: use {DEFAULT_CLASSIFIER} or a torchvision "
@@ -109,8 +109,8 @@ class ImageNetClass:
 def imagenet_classes() -> tuple[ImageNetClass, ...]:
     """The 1000 classes in the standard order (sorted WordNet ids), from metadata shipped with
     torchvision (display names) and timm (WordNet ids and lemmas): nothing is downloaded."""
-    from torchvision.models import ResNet50_Weights
     from timm.data import ImageNetInfo
+    from torchvision.models import ResNet50_Weights
 
     names = ResNet50_Weights.IMAGENET1K_V2.meta["categories"]
     info = ImageNetInfo("imagenet-1k")
@@ -157,7 +157,7 @@ def resolve_class(target: int | str) -> int:
 @torch.no_grad()
 def top_k(model: nn.Module, x: torch.Tensor, k: int = 5) -> list[list[tuple[int, str, float]]]:
     """Per image: ``(index, name, probability)`` of the ``k`` most likely classes."""
-    from models.analysis.hooks import frozen
+    from impasto.models.analysis.hooks import frozen
 
     with frozen(model):
         probs = model(x).softmax(1)

@@ -1,7 +1,7 @@
 """The analysis toolkit's user-facing error."""
 from __future__ import annotations
 
-from serving.errors import ImpastoError
+from impasto.core.errors import ImpastoError
 
 
 class AnalysisError(ImpastoError, ValueError):

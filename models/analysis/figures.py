@@ -1,14 +1,13 @@
 """Matplotlib figures in the layouts of the lecture slides (Agg backend, no display needed)."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
-
-import numpy as np
-import torch
 
 import matplotlib
+import numpy as np
+import torch
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402

@@ -4,8 +4,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from models.analysis.errors import AnalysisError
-from models.analysis.hooks import capture, frozen, resolve_layer
+from impasto.models.analysis.errors import AnalysisError
+from impasto.models.analysis.hooks import capture, frozen, resolve_layer
 
 
 def first_conv(model: nn.Module) -> nn.Conv2d:
@@ -62,7 +62,7 @@ def layer_at_stride(model: nn.Module, x: torch.Tensor, stride: int, *, rectified
     resolution (their expansion layers) -> ``layer2`` in ResNet. With ``rectified``, only outputs
     that are all >= 0 (after a ReLU) count: linear bottlenecks, as EfficientNet's block outputs,
     are signed and show as flat grey (``blocks.2.1.bn2`` is picked there)."""
-    from models.analysis.hooks import hooks
+    from impasto.models.analysis.hooks import hooks
 
     # Identity modules (timm's disabled squeeze-excite, dropout slots) would only rename a tensor.
     names = {m: n for n, m in model.named_modules() if n and not isinstance(m, nn.Identity)}

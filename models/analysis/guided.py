@@ -14,16 +14,16 @@ deconvnet = ``relu(grad_output)``. In-place ReLUs are switched to out-of-place f
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.analysis.errors import AnalysisError
-from models.analysis.hooks import frozen, hooks, relu_modules
-from models.analysis.objectives import Target, input_gradient
+from impasto.models.analysis.errors import AnalysisError
+from impasto.models.analysis.hooks import frozen, hooks, relu_modules
+from impasto.models.analysis.objectives import Target, input_gradient
 
 RULES = ("guided", "deconvnet", "backprop")
 
@@ -62,7 +62,7 @@ def relu_backward_rule(model: nn.Module, rule: str) -> Iterator[None]:
 
 
 class GuidedBackprop:
-    """Input gradient of a class score or a :class:`~models.analysis.objectives.Neuron` under the
+    """Input gradient of a class score or a :class:`~impasto.models.analysis.objectives.Neuron` under the
     ``guided`` (default) or ``deconvnet`` ReLU rule: ``[N, 3, H, W]``, signed."""
 
     def __init__(self, model: nn.Module, rule: str = "guided"):

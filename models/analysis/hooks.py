@@ -4,13 +4,13 @@ the method raises half-way."""
 from __future__ import annotations
 
 import difflib
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from typing import Callable, Iterable, Iterator
 
 import torch
 from torch import nn
 
-from models.analysis.errors import AnalysisError
+from impasto.models.analysis.errors import AnalysisError
 
 # The classifier wrapper keeps the backbone under ``net``; users name layers as the backbone does.
 WRAPPED_PREFIX = "net."

@@ -2,19 +2,19 @@
 scikit-image's bundled photos."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from models.analysis.errors import AnalysisError
-from serving.errors import ImageError
-from serving.imageio import open_image
-from serving.stylize import expand_inputs
+from impasto.core.errors import ImageError
+from impasto.core.imageio import open_image
+from impasto.models.analysis.errors import AnalysisError
+from impasto.serving.stylize import expand_inputs
 
 # Colour photos bundled with scikit-image (no download); the first few are ImageNet-like subjects.
 SKIMAGE_PHOTOS = ("chelsea", "coffee", "rocket", "astronaut", "motorcycle_left", "hubble_deep_field",

@@ -6,8 +6,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from models.analysis.errors import AnalysisError
-from models.analysis.hooks import capture, frozen, last_linear
+from impasto.models.analysis.errors import AnalysisError
+from impasto.models.analysis.hooks import capture, frozen, last_linear
 
 EMBEDDINGS = ("pca", "tsne")
 

@@ -2,14 +2,15 @@
 neuron (a channel of a layer, at one position or averaged over positions)."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence, Union
+from typing import Union
 
 import torch
 from torch import nn
 
-from models.analysis.errors import AnalysisError
-from models.analysis.hooks import capture, resolve_layer
+from impasto.models.analysis.errors import AnalysisError
+from impasto.models.analysis.hooks import capture, resolve_layer
 
 
 @dataclass(frozen=True)
@@ -17,7 +18,7 @@ class Neuron:
     """Channel ``channel`` of ``layer``'s output at ``(y, x)``; the spatial mean when ``y``/``x``
     are None (the layer's own resolution)."""
 
-    layer: Union[str, nn.Module]
+    layer: str | nn.Module
     channel: int
     y: int | None = None
     x: int | None = None

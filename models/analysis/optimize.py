@@ -8,8 +8,8 @@ respect to the image only, so a network comes out exactly as it went in (no ``.g
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Callable, Mapping
 
 import torch
 from torch import nn

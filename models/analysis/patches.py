@@ -8,9 +8,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.analysis.errors import AnalysisError
-from models.analysis.filters import ActivationMaps
-from models.analysis.receptive_field import ReceptiveField, receptive_field
+from impasto.models.analysis.errors import AnalysisError
+from impasto.models.analysis.filters import ActivationMaps
+from impasto.models.analysis.receptive_field import ReceptiveField, receptive_field
 
 
 @dataclass(frozen=True)

@@ -20,8 +20,8 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from models.analysis.errors import AnalysisError
-from models.analysis.hooks import frozen, hooks, resolve_layer
+from impasto.models.analysis.errors import AnalysisError
+from impasto.models.analysis.hooks import frozen, hooks, resolve_layer
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,7 @@ class ReceptiveField:
         top, left = round(cy - (self.size[0] - 1) / 2), round(cx - (self.size[1] - 1) / 2)
         return top, left, top + int(self.size[0]), left + int(self.size[1])
 
-    def _conv(self, kernel, stride, padding, dilation) -> "ReceptiveField":
+    def _conv(self, kernel, stride, padding, dilation) -> ReceptiveField:
         size, jump, start = [], [], []
         for d in range(2):
             k_eff = dilation[d] * (kernel[d] - 1)

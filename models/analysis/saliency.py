@@ -5,8 +5,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from models.analysis.hooks import frozen
-from models.analysis.objectives import Target, input_gradient
+from impasto.models.analysis.hooks import frozen
+from impasto.models.analysis.objectives import Target, input_gradient
 
 
 class Saliency:

@@ -1,20 +1,20 @@
 """Optimisation style transfer (Gatys, Ecker & Bethge 2016): optimise the image itself to match a
 content image's features and the (weighted mean) Gram matrices of one or several style images.
 
-Same losses, layers and weight scale as the feed-forward training (:mod:`models.losses`), so
+Same losses, layers and weight scale as the feed-forward training (:mod:`impasto.models.losses`), so
 weights tuned here carry over.
 """
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 
-from models.analysis.color import (PRESERVE_COLOR, luminance, match_color, match_luminance, with_chroma)
-from models.analysis.optimize import Callback, OptimResult, optimize_image
-from models.analysis.synthesis import noise_image
-from models.features import FeatureExtractor
-from models.losses import content_loss, style_loss, total_variation, weighted_gram_targets
+from impasto.models.analysis.color import PRESERVE_COLOR, luminance, match_color, match_luminance, with_chroma
+from impasto.models.analysis.optimize import Callback, OptimResult, optimize_image
+from impasto.models.analysis.synthesis import noise_image
+from impasto.models.features import FeatureExtractor
+from impasto.models.losses import content_loss, style_loss, total_variation, weighted_gram_targets
 
 CONTENT_LAYERS = {"relu4_2": 1.0}
 STYLE_LAYERS = {name: 1.0 for name in ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")}
@@ -81,7 +81,7 @@ def gatys_transfer(content: torch.Tensor, styles: Sequence[torch.Tensor],
     size), blended by ``style_image_weights`` (Gram matrices averaged with these weights).
 
     ``preserve_color``: ``None``, ``"luminance"`` or ``"histogram"`` (see
-    :mod:`models.analysis.color`). ``init``: ``"content"`` (converges in fewer steps) or ``"noise"``.
+    :mod:`impasto.models.analysis.color`). ``init``: ``"content"`` (converges in fewer steps) or ``"noise"``.
     """
     if preserve_color is not None and preserve_color not in PRESERVE_COLOR:
         raise ValueError(f"preserve_color must be one of {', '.join(PRESERVE_COLOR)} or None, not {preserve_color!r}")

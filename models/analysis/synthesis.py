@@ -1,19 +1,19 @@
 """Images synthesised from a loss network's features: feature inversion (Mahendran & Vedaldi 2015),
 Gram-matrix texture synthesis (Gatys et al. 2015) and DeepDream (Mordvintsev et al. 2015).
 
-Each method is an objective for :func:`models.analysis.optimize.optimize_image`, built from the
-training losses in :mod:`models.losses`, plus the parametrisation it needs (start image, octaves).
+Each method is an objective for :func:`impasto.models.analysis.optimize.optimize_image`, built from the
+training losses in :mod:`impasto.models.losses`, plus the parametrisation it needs (start image, octaves).
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 
-from models.analysis.optimize import Callback, OptimResult, optimize_image
-from models.features import FeatureExtractor
-from models.losses import content_loss, style_loss, total_variation, weighted_gram_targets
+from impasto.models.analysis.optimize import Callback, OptimResult, optimize_image
+from impasto.models.features import FeatureExtractor
+from impasto.models.losses import content_loss, style_loss, total_variation, weighted_gram_targets
 
 # The last ReLU of every VGG19 block: the VGG16 layers of Mahendran & Vedaldi's figure (relu3_3,
 # relu4_3, relu5_3) are the deepest of their block, and VGG19's blocks 3-5 have four convolutions.

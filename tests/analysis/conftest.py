@@ -75,16 +75,16 @@ def images():
 
 @pytest.fixture(scope="session")
 def effnet():
-    from models.analysis.classifiers import load_classifier
+    from impasto.models.analysis.classifiers import load_classifier
 
     return load_classifier()
 
 
 @pytest.fixture(scope="session")
 def chelsea_224():
-    from skimage import data
     from PIL import Image
+    from skimage import data
 
-    from models.analysis.images import to_tensor
+    from impasto.models.analysis.images import to_tensor
 
     return to_tensor(Image.fromarray(np.asarray(data.chelsea())), 224)[None]

@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch import nn
 
-from models.analysis import CAM, AnalysisError, GradCAM, GuidedGradCAM
+from impasto.models.analysis import CAM, AnalysisError, GradCAM, GuidedGradCAM
 
 
 def test_cam_is_gradcam_up_to_positive_scale(tiny, images):

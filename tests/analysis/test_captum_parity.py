@@ -1,12 +1,13 @@
 """Our saliency, guided backprop, deconvnet, Grad-CAM and occlusion agree with captum's."""
 import pytest
 import torch
-from captum.attr import Deconvolution, GuidedBackprop as CaptumGuided, LayerGradCam
+from captum.attr import Deconvolution, LayerGradCam
+from captum.attr import GuidedBackprop as CaptumGuided
 from captum.attr import Occlusion as CaptumOcclusion
 from captum.attr import Saliency as CaptumSaliency
 
-from models.analysis import GradCAM, GuidedBackprop, Occlusion, Saliency
-from models.analysis.guided import Deconvnet
+from impasto.models.analysis import GradCAM, GuidedBackprop, Occlusion, Saliency
+from impasto.models.analysis.guided import Deconvnet
 
 TARGETS = torch.tensor([1, 3])
 

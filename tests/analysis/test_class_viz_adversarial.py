@@ -1,14 +1,14 @@
 import pytest
 import torch
 
-from models.analysis import FGSM, PGD, ClassVisualization, Neuron, fooling_image
-from models.analysis.objectives import target_scores
+from impasto.models.analysis import FGSM, PGD, ClassVisualization, Neuron, fooling_image
+from impasto.models.analysis.objectives import target_scores
 
 
 def test_class_visualisation_raises_the_target_logit(tiny):
     tiny.eval()
     res = ClassVisualization(tiny, steps=30, jitter=2)(3, 32)
-    start = tiny((0.5 + torch.zeros(1, 3, 32, 32)))[0, 3]
+    start = tiny(0.5 + torch.zeros(1, 3, 32, 32))[0, 3]
     assert res.image.shape == (3, 32, 32) and 0 <= res.image.min() and res.image.max() <= 1
     assert tiny(res.image[None])[0, 3] > start + 1.0
     assert res.scores[-1] > res.scores[0]

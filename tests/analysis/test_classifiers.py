@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from models.analysis import AnalysisError, load_classifier, resolve_class, top_k
-from models.analysis.classifiers import imagenet_classes
+from impasto.models.analysis import AnalysisError, load_classifier, resolve_class, top_k
+from impasto.models.analysis.classifiers import imagenet_classes
 
 
 def test_efficientnet_offline_classifies_chelsea_as_a_cat(effnet, chelsea_224):

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from serving import cli
-from training import explain
+from impasto.core import cli
+from impasto.models.analysis import explain
 
 
 @pytest.fixture

@@ -4,11 +4,25 @@ the method raises half-way (in the forward or the backward pass)."""
 import pytest
 import torch
 
-from models.analysis import (CAM, FGSM, PGD, ActivationMaps, ClassVisualization, Deconvnet, GradCAM,
-                             GuidedBackprop, GuidedGradCAM, MaxActivatingPatches, Neuron, Occlusion, Saliency,
-                             fooling_image, penultimate_features, receptive_field)
-from models.analysis.hooks import all_hook_counts
-
+from impasto.models.analysis import (
+    CAM,
+    FGSM,
+    PGD,
+    ActivationMaps,
+    ClassVisualization,
+    Deconvnet,
+    GradCAM,
+    GuidedBackprop,
+    GuidedGradCAM,
+    MaxActivatingPatches,
+    Neuron,
+    Occlusion,
+    Saliency,
+    fooling_image,
+    penultimate_features,
+    receptive_field,
+)
+from impasto.models.analysis.hooks import all_hook_counts
 from tests.analysis.conftest import TinyNet
 
 GRADIENT_METHODS = {

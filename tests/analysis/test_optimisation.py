@@ -4,12 +4,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from models.analysis.color import match_color, rgb_to_yiq
-from models.analysis.hooks import all_hook_counts
-from models.analysis.optimize import OPTIMIZERS, optimize_image
-from models.analysis.style_transfer import GatysObjective, gatys_transfer
-from models.analysis.synthesis import DreamObjective, deepdream, invert_features, synthesize_texture
-from models.features import FeatureExtractor
+from impasto.models.analysis.color import match_color, rgb_to_yiq
+from impasto.models.analysis.hooks import all_hook_counts
+from impasto.models.analysis.optimize import OPTIMIZERS, optimize_image
+from impasto.models.analysis.style_transfer import GatysObjective, gatys_transfer
+from impasto.models.analysis.synthesis import DreamObjective, deepdream, invert_features, synthesize_texture
+from impasto.models.features import FeatureExtractor
 from tests.analysis.conftest import TinyNet
 
 SHALLOW = ["relu1_1", "relu2_1", "relu2_2", "relu3_1"]

@@ -4,7 +4,7 @@ import torch
 import torchvision
 from torch import nn
 
-from models.analysis import receptive_field
+from impasto.models.analysis import receptive_field
 
 
 class Branchy(nn.Module):

@@ -3,7 +3,7 @@ import pytest
 import torch
 from torch import nn
 
-from models.analysis.guided import relu_backward_rule
+from impasto.models.analysis.guided import relu_backward_rule
 
 FORWARD_IN = [[1, -1, 5], [2, -5, -7], [-3, 2, 4]]
 UPSTREAM = [[-2, 0, -1], [6, -3, 1], [2, -1, 3]]

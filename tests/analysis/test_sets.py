@@ -4,10 +4,17 @@ import pytest
 import torch
 from PIL import Image
 
-from models.analysis import (ActivationMaps, AnalysisError, MaxActivatingPatches, conv_filters, embed_2d,
-                             nearest_neighbors, penultimate_features)
-from models.analysis.images import load_images, to_tensor
-from models.analysis.patches import crop
+from impasto.models.analysis import (
+    ActivationMaps,
+    AnalysisError,
+    MaxActivatingPatches,
+    conv_filters,
+    embed_2d,
+    nearest_neighbors,
+    penultimate_features,
+)
+from impasto.models.analysis.images import load_images, to_tensor
+from impasto.models.analysis.patches import crop
 
 
 def test_nearest_neighbors_excludes_self_and_orders_by_distance():
@@ -77,7 +84,7 @@ def test_load_images_from_folder_glob_and_bad_file(tmp_path):
 
 
 def test_grabcut_segments_the_salient_object():
-    from models.analysis import grabcut_from_saliency
+    from impasto.models.analysis import grabcut_from_saliency
 
     rng = np.random.default_rng(0)
     img = torch.from_numpy(rng.uniform(0.0, 0.2, (3, 64, 64)).astype(np.float32))

@@ -3,8 +3,8 @@ import pytest
 import torch
 from PIL import Image
 
-from training.explain import main
-from training.explain_optim import METHODS, fit
+from impasto.models.analysis.explain import main
+from impasto.models.analysis.explain_optim import METHODS, fit
 
 
 @pytest.fixture(autouse=True)

@@ -5,11 +5,11 @@ import sys
 
 from PIL import Image
 
-from serving.stylize import default_model_path
+from impasto.serving.stylize import default_model_path
 
 
 def quickstart(*args):
-    return subprocess.run([sys.executable, "-m", "serving.cli", "quickstart", *map(str, args)],
+    return subprocess.run([sys.executable, "-m", "impasto.core.cli", "quickstart", *map(str, args)],
                           capture_output=True, text=True, timeout=180)
 
 
@@ -17,7 +17,7 @@ def test_quickstart_writes_every_style_a_blend_and_a_contact_sheet(tmp_path):
     result = quickstart("--output-dir", tmp_path, "--max-size", "160")
     assert result.returncode == 0, result.stderr
     assert f"contact sheet: {tmp_path / 'contact_sheet.png'}" in result.stdout
-    from serving.model import StyleModel
+    from impasto.core.model import StyleModel
 
     styles = StyleModel(default_model_path(), device="cpu").style_names
     written = sorted(p.name for p in tmp_path.glob("photo_*.png"))

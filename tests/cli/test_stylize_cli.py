@@ -9,7 +9,7 @@ from PIL import Image
 
 
 def impasto(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "serving.cli", *map(str, args)], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "impasto.core.cli", *map(str, args)], capture_output=True, text=True,
                           cwd=cwd, timeout=120)
 
 

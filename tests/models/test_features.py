@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from models.features import FeatureExtractor, WeightsUnavailableError, load_caffe_vgg19_state, vgg_layer_names
+from impasto.models.features import FeatureExtractor, WeightsUnavailableError, load_caffe_vgg19_state, vgg_layer_names
 
 VGG19_RELUS = ["relu1_1", "relu1_2", "relu2_1", "relu2_2", "relu3_1", "relu3_2", "relu3_3", "relu3_4",
                "relu4_1", "relu4_2", "relu4_3", "relu4_4", "relu5_1", "relu5_2", "relu5_3", "relu5_4"]

@@ -1,9 +1,15 @@
 import pytest
 import torch
 
-from models.features import FeatureExtractor
-from models.losses import (PerceptualLoss, build_perceptual_loss, gram_matrix, style_loss, total_variation,
-                           weighted_gram_targets)
+from impasto.models.features import FeatureExtractor
+from impasto.models.losses import (
+    PerceptualLoss,
+    build_perceptual_loss,
+    gram_matrix,
+    style_loss,
+    total_variation,
+    weighted_gram_targets,
+)
 
 
 def test_gram_matrix_hand_computed():
@@ -69,7 +75,7 @@ def test_perceptual_loss_blends_style_targets(encoder):
 
 def test_losses_go_down_over_a_few_steps():
     """A tiny network trained for a few Adam steps lowers the perceptual loss."""
-    from models.transformer import StylizationNetwork
+    from impasto.models.transformer import StylizationNetwork
 
     torch.manual_seed(0)
     loss = build_perceptual_loss(content_layers={"relu2_2": 1.0}, style_layers={"relu1_1": 1.0, "relu2_1": 1.0},

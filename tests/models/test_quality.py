@@ -1,4 +1,4 @@
-"""Quality metrics (models.quality) and the quality benchmark script, on tiny images."""
+"""Quality metrics (impasto.models.quality) and the quality benchmark script, on tiny images."""
 from __future__ import annotations
 
 import itertools
@@ -6,7 +6,7 @@ import itertools
 import pytest
 import torch
 
-from models.quality import (
+from impasto.models.quality import (
     EFFICIENTNET_CONTENT_LAYER,
     EFFICIENTNET_STYLE_LAYERS,
     VGG_CONTENT_LAYER,
@@ -17,7 +17,7 @@ from models.quality import (
     style_distance,
     vgg_judge,
 )
-from training.images import load_tensor
+from impasto.training.images import load_tensor
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +106,7 @@ def test_judges_expose_their_layers(vgg, eff, photo):
 
 
 def test_unknown_efficientnet_stage():
-    from models.quality import EfficientNetFeatures
+    from impasto.models.quality import EfficientNetFeatures
 
     with pytest.raises(ValueError, match="unknown EfficientNet stage"):
         EfficientNetFeatures(["blocks.9"], classifier=object())
@@ -116,7 +116,7 @@ def test_unknown_efficientnet_stage():
 
 @pytest.fixture()
 def bench_dirs(tmp_path):
-    from training.images import load_pil
+    from impasto.training.images import load_pil
 
     content, styles = tmp_path / "content", tmp_path / "styles"
     content.mkdir()
@@ -128,8 +128,8 @@ def bench_dirs(tmp_path):
 
 
 def _tiny_model(path):
-    from models.transformer import StylizationNetwork
-    from training.export import export_onnx
+    from impasto.models.transformer import StylizationNetwork
+    from impasto.training.export import export_onnx
 
     torch.manual_seed(0)
     net = StylizationNetwork(widths=(8, 16, 16), num_residual_blocks=1, norm="conditional_instance",
@@ -138,7 +138,7 @@ def _tiny_model(path):
 
 
 def test_benchmark_end_to_end(tmp_path, bench_dirs, capsys):
-    from training.benchmark_quality import main
+    from benchmarks.quality import main
 
     content, styles = bench_dirs
     model = _tiny_model(tmp_path / "tiny.onnx")
@@ -166,7 +166,7 @@ def test_benchmark_end_to_end(tmp_path, bench_dirs, capsys):
 
 
 def test_benchmark_clear_errors(tmp_path, bench_dirs, capsys):
-    from training.benchmark_quality import main
+    from benchmarks.quality import main
 
     content, styles = bench_dirs
     assert main(["--styles-dir", str(tmp_path / "nope"), "--content-dir", str(content)]) == 2

@@ -4,13 +4,13 @@ import torch
 from hydra import compose, initialize_config_module
 from hydra.utils import instantiate
 
-from models.transformer import ConditionalInstanceNorm2d, StylizationNetwork, conv_macs, one_hot_styles
+from impasto.models.transformer import ConditionalInstanceNorm2d, StylizationNetwork, conv_macs, one_hot_styles
 
 STYLES = ["starry", "wave", "mosaic"]
 
 
 def _network(config: str, **kwargs) -> StylizationNetwork:
-    with initialize_config_module("conf", version_base="1.3"):
+    with initialize_config_module("impasto.conf", version_base="1.3"):
         cfg = compose(config_name="train", overrides=[f"network={config}"])
     if cfg.network.norm == "conditional_instance":
         kwargs.setdefault("num_styles", len(STYLES))
@@ -84,7 +84,7 @@ def test_cin_one_hot_and_blend_per_sample(realtime_cin):
 
 def test_onnx_export_parity(realtime_cin, tmp_path):
     pytest.importorskip("onnxruntime")
-    from training.export import DEFAULT_TOLERANCE, export_onnx, parity_check
+    from impasto.training.export import DEFAULT_TOLERANCE, export_onnx, parity_check
 
     path = export_onnx(realtime_cin, tmp_path / "realtime.onnx")
     results = parity_check(realtime_cin, path)  # includes 67x93 and a batch of 3 at 130x61
@@ -130,7 +130,7 @@ def test_options_compose_with_johnson_layout():
 def test_speed_benchmark_smoke(capsys):
     """The benchmark runs end to end on a tiny size (peer optional: it reports when it is missing)."""
     pytest.importorskip("onnxruntime")
-    from training import benchmark_speed
+    from benchmarks import speed as benchmark_speed
 
     assert benchmark_speed.main(["--sizes", "48", "--repeats", "1", "--no-johnson", "--no-memory",
                                  "--no-bundled", "--styles", "2"]) == 0

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from models.transformer import ConditionalInstanceNorm2d, StylizationNetwork, one_hot_styles
+from impasto.models.transformer import ConditionalInstanceNorm2d, StylizationNetwork, one_hot_styles
 
 
 @pytest.mark.parametrize("norm", ["instance", "batch"])
@@ -89,7 +89,7 @@ def test_bad_config_is_rejected():
 
 
 def test_transfer_weights_keeps_known_styles_and_adds_a_new_one():
-    from models.transformer import transfer_weights
+    from impasto.models.transformer import transfer_weights
 
     source = _perturbed_cin(3)
     source.style_names = ["a", "b", "c"]

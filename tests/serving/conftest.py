@@ -21,8 +21,8 @@ def export_test_models(directory: Path) -> None:
 
 def _export(directory: Path) -> None:
     torch = pytest.importorskip("torch")
-    from models.transformer import ConditionalInstanceNorm2d, StylizationNetwork
-    from training.export import export_onnx
+    from impasto.models.transformer import ConditionalInstanceNorm2d, StylizationNetwork
+    from impasto.training.export import export_onnx
 
     torch.manual_seed(0)
     trio = StylizationNetwork(widths=(8, 16, 16), num_residual_blocks=1, norm="conditional_instance",
@@ -46,7 +46,7 @@ def model_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def client(model_dir):
     """A TestClient on an app with default settings (module-scoped: start-up once per file)."""
-    from serving.app import create_app
+    from impasto.serving.app import create_app
 
     with app_client(create_app(make_settings(model_dir))) as c:
         yield c

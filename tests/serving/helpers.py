@@ -27,7 +27,7 @@ def decode(data: bytes) -> np.ndarray:
 
 
 def make_settings(model_dir: Path, **overrides):
-    from serving.settings import Settings
+    from impasto.serving.settings import Settings
 
     return Settings(models=model_dir, threads=1, **overrides)
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from serving import imageio, postprocess
-from serving.model import StyleModel
+from impasto.core import imageio, postprocess
+from impasto.core.model import StyleModel
 from tests.serving.helpers import decode, png_bytes
 
 

@@ -9,7 +9,7 @@ import zlib
 import pytest
 from PIL import Image
 
-from serving.app import create_app
+from impasto.serving.app import create_app
 from tests.serving.helpers import app_client, png_bytes
 
 

@@ -6,8 +6,8 @@ import asyncio
 import numpy as np
 import pytest
 
-from serving.batching import Batcher, QueueFull
-from serving.model import StyleModel
+from impasto.core.model import StyleModel
+from impasto.serving.batching import Batcher, QueueFull
 from tests.serving.helpers import GatedModel
 
 

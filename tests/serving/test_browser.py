@@ -56,7 +56,7 @@ def test_upload_stylize_and_screenshot(model_dir, driver, tmp_path):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select, WebDriverWait
 
-    from serving.app import create_app
+    from impasto.serving.app import create_app
 
     photo = tmp_path / "cat.png"
     width, height = _photo(photo)
@@ -99,8 +99,8 @@ def test_bundled_styles_in_the_page(driver, tmp_path):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
-    from serving.app import create_app
-    from serving.settings import Settings
+    from impasto.serving.app import create_app
+    from impasto.serving.settings import Settings
 
     photo = tmp_path / "cat.png"
     _photo(photo)

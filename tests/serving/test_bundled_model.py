@@ -8,9 +8,9 @@ import pytest
 import skimage.data
 from PIL import Image
 
-from serving.imageio import to_array
-from serving.model import StyleModel
-from serving.stylize import default_model_path
+from impasto.core.imageio import to_array
+from impasto.core.model import StyleModel
+from impasto.serving.stylize import default_model_path
 
 PUBLIC_DOMAIN = ["starry_night", "wave", "the_scream", "composition_vii", "udnie"]
 
@@ -37,7 +37,7 @@ def test_bundled_model_is_small_blendable_and_holds_the_public_domain_styles(bun
 
 
 def test_impasto_styles_lists_the_bundled_styles():
-    result = subprocess.run([sys.executable, "-m", "serving.cli", "styles"], capture_output=True, text=True,
+    result = subprocess.run([sys.executable, "-m", "impasto.core.cli", "styles"], capture_output=True, text=True,
                             timeout=60)
     assert result.returncode == 0, result.stderr
     assert "The Starry Night" in result.stdout and "Hokusai" in result.stdout

@@ -8,8 +8,8 @@ import httpx
 import numpy as np
 import pytest
 
-from serving.app import create_app
-from serving.model import StyleModel
+from impasto.core.model import StyleModel
+from impasto.serving.app import create_app
 from tests.serving.helpers import GatedModel, app_client, decode, live_server, make_settings, png_bytes, wait_until
 
 

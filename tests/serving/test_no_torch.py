@@ -14,9 +14,9 @@ def test_app_and_a_request_do_not_import_torch(model_dir):
         import io, sys
         from fastapi.testclient import TestClient
         from PIL import Image
-        import serving.server, serving.benchmark_load
-        from serving.app import create_app
-        from serving.settings import Settings
+        import impasto.serving.server, benchmarks.load
+        from impasto.serving.app import create_app
+        from impasto.serving.settings import Settings
 
         buf = io.BytesIO()
         Image.new("RGB", (40, 30), "orange").save(buf, "PNG")

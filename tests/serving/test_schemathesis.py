@@ -5,12 +5,12 @@ import io
 
 import pytest
 import schemathesis
-from schemathesis import GenerationMode
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
+from schemathesis import GenerationMode
 
-from serving.app import create_app
+from impasto.serving.app import create_app
 from tests.serving.helpers import make_settings
 
 

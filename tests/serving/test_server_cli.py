@@ -12,8 +12,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from serving import server, settings as settings_module
-from serving.settings import Settings
+from impasto.serving import server
+from impasto.serving import settings as settings_module
+from impasto.serving.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -71,7 +72,7 @@ def _free_port() -> int:
 
 def test_impasto_serve_runs_a_real_server(model_dir):
     port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "serving.cli", "serve", "--models", str(model_dir),
+    proc = subprocess.Popen([sys.executable, "-m", "impasto.core.cli", "serve", "--models", str(model_dir),
                              "--port", str(port), "--log-level", "warning"], cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
@@ -99,8 +100,8 @@ def test_impasto_serve_runs_a_real_server(model_dir):
 def test_a_broken_model_file_fails_start_up_with_its_name(tmp_path):
     from fastapi.testclient import TestClient
 
-    from serving.app import create_app
-    from serving.errors import ModelError
+    from impasto.core.errors import ModelError
+    from impasto.serving.app import create_app
 
     (tmp_path / "broken.onnx").write_bytes(b"not an onnx file")
     with pytest.raises(ModelError, match="broken.onnx"):

@@ -6,9 +6,10 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from models.transformer import StylizationNetwork
-from training.checkpoint import CheckpointError, load_network
-from training.export import export_onnx, main as export_main, parity_check
+from impasto.models.transformer import StylizationNetwork
+from impasto.training.checkpoint import CheckpointError, load_network
+from impasto.training.export import export_onnx, parity_check
+from impasto.training.export import main as export_main
 
 
 @pytest.mark.parametrize("norm,num_styles", [("instance", 1), ("conditional_instance", 3), ("batch", 1)])

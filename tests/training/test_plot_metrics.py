@@ -1,7 +1,7 @@
 """Loss-curve PNGs from a run's CSV log."""
 from PIL import Image
 
-from training.plot_metrics import main, read_metrics, running_mean
+from impasto.training.plot_metrics import main, read_metrics, running_mean
 
 
 def write_log(path):

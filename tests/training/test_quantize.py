@@ -1,7 +1,7 @@
 """int8 static quantisation keeps the model contract and stays close to the float model."""
-from serving.model import StyleModel
+from impasto.core.model import StyleModel
+from impasto.training.quantize import calibration_photos, compare, main
 from tests.serving.conftest import TRIO_STYLES, export_test_models
-from training.quantize import calibration_photos, compare, main
 
 
 def test_quantised_model_keeps_metadata_and_stays_close(tmp_path, capsys):

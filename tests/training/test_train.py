@@ -4,9 +4,9 @@ import pytest
 import torch
 from PIL import Image
 
+from impasto.training.images import ImageLoadError
+from impasto.training.train import train
 from tests.conftest import TINY, compose_train_config
-from training.images import ImageLoadError
-from training.train import train
 
 
 def _logged_steps(run_dir):
@@ -42,7 +42,7 @@ def test_resume_continues_from_the_checkpoint_step(tiny_run, tmp_path):
 
 
 def test_resume_in_the_same_run_directory_keeps_the_earlier_metrics(tmp_path):
-    from training.plot_metrics import read_metrics
+    from impasto.training.plot_metrics import read_metrics
 
     train(compose_train_config(tmp_path, [*TINY, "trainer.max_steps=4"]))
     train(compose_train_config(tmp_path, [*TINY, "trainer.max_steps=8",
@@ -93,7 +93,7 @@ def test_ddp_spawn_on_two_cpu_processes(tmp_path):
 
 
 def test_add_a_style_trains_only_the_new_norm_parameters(tmp_path):
-    from training.checkpoint import load_network
+    from impasto.training.checkpoint import load_network
 
     base = train(compose_train_config(tmp_path / "base", [*TINY, "experiment=cin_trio", "network.norm=conditional_instance",
                                                           "trainer.max_steps=2"]))
@@ -118,7 +118,7 @@ def test_add_a_style_trains_only_the_new_norm_parameters(tmp_path):
 def test_add_a_style_to_the_bundled_network_by_default(tmp_path):
     """``experiment=add_style`` starts from the shipped network's slim checkpoint, whose architecture
     wins over the ``network`` setting (here TINY's ``network=tiny``)."""
-    from training.checkpoint import BUNDLED_CHECKPOINT, load_network, save_network_checkpoint
+    from impasto.training.checkpoint import BUNDLED_CHECKPOINT, load_network, save_network_checkpoint
 
     bundled, bundled_info = load_network("bundled")
     photo = tmp_path / "new.png"
@@ -143,8 +143,8 @@ def test_add_a_style_to_the_bundled_network_by_default(tmp_path):
 def test_cin_parameters_can_learn_faster(tmp_path):
     from omegaconf import OmegaConf
 
-    from models.transformer import ConditionalInstanceNorm2d
-    from training.system import StylizationSystem
+    from impasto.models.transformer import ConditionalInstanceNorm2d
+    from impasto.training.system import StylizationSystem
 
     cfg = compose_train_config(tmp_path, [*TINY, "experiment=cin_trio", "network.norm=conditional_instance",
                                           "optimizer.cin_lr_scale=10"])

@@ -1,11 +1,11 @@
 """Stylisation quality of several methods, side by side, on held-out photos.
 
-    python -m training.benchmark_quality --styles-dir ../shared/data/styles \\
+    python -m benchmarks.quality --styles-dir ../shared/data/styles \\
         --content-dir ../shared/data/content/imagenet-sample --model outputs/model.onnx \\
         [--johnson johnson.onnx] [--holdout-every 10] [--num-photos 12] [--size 512] \\
         [--no-peer] [--gatys-steps 300] [--gatys-photos 2] [--styles starry_night wave] [--device cuda]
 
-Photos: the held-out split of training (:func:`training.data.split_holdout` on the sorted readable
+Photos: the held-out split of training (:func:`impasto.training.data.split_holdout` on the sorted readable
 files of ``--content-dir``, every ``--holdout-every``-th file), its first ``--num-photos``, longer
 side resized to ``--size``; each style image is resized the same way.
 
@@ -14,7 +14,7 @@ Methods, each only where available: every ``--model`` (impasto ONNX export) that
 ("peer"), Gatys et al.'s optimisation (L-BFGS, on the first ``--gatys-photos`` photos only), and
 the unstylised photo as a reference row.
 
-Metrics (:mod:`models.quality`): style distance S (relative Gram distance, mean over five layers)
+Metrics (:mod:`impasto.models.quality`): style distance S (relative Gram distance, mean over five layers)
 and content distance C (relative feature distance at one layer), judged by the training VGG19
 (S_vgg, C_vgg) and by an independent EfficientNet-Lite0 (S_eff, C_eff). Lower is better for both;
 they pull against each other, so read them together. The feed-forward models are trained and Gatys
@@ -35,8 +35,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from training.data import IMAGE_SUFFIXES, scan_images, split_holdout
-from training.images import ImageLoadError, load_pil, pil_to_tensor, resize_longer
+from impasto.training.data import IMAGE_SUFFIXES, scan_images, split_holdout
+from impasto.training.images import ImageLoadError, load_pil, pil_to_tensor, resize_longer
 
 METRICS = ("S_vgg", "C_vgg", "S_eff", "C_eff")
 PHOTO = "photo (no stylisation)"
@@ -130,8 +130,8 @@ def _fit_to(output: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
 
 
 def onnx_method(path: str, label: str | None, threads: int | None) -> Method:
-    from serving.errors import ModelError
-    from serving.model import StyleModel
+    from impasto.core.errors import ModelError
+    from impasto.core.model import StyleModel
 
     try:
         model = StyleModel(path, device="cpu", threads=threads)
@@ -173,7 +173,7 @@ def peer_method(size: int, threads: int | None) -> Method | str:
 
 def gatys_method(steps: int, photos: int, judge) -> Method:
     """Optimised through the VGG judge's own extractor, on the judge's device."""
-    from models.analysis.style_transfer import gatys_transfer
+    from impasto.models.analysis.style_transfer import gatys_transfer
 
     def run(photo: torch.Tensor, style: StyleInput) -> torch.Tensor:
         result = gatys_transfer(photo.to(judge.device), [style.tensor.to(judge.device)], steps=steps,
@@ -269,7 +269,7 @@ def print_table(console, title: str, header: list[str], rows: list[list[str]]) -
 # -------------------------------------------------------------------------------------- main
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m training.benchmark_quality", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m benchmarks.quality", description=__doc__.split("\n")[0])
     p.add_argument("--styles-dir", required=True, help="folder of style images; the file stem is the style name")
     p.add_argument("--content-dir", required=True, help="content photos (the training folder)")
     p.add_argument("--holdout-every", type=int, default=10, help="training's held-out rule (default 10)")
@@ -345,7 +345,7 @@ def _run(args, argv: list[str]) -> int:
         else:
             methods.append(peer)
 
-    from models.quality import efficientnet_judge, vgg_judge
+    from impasto.models.quality import efficientnet_judge, vgg_judge
 
     try:
         judges = {"vgg": vgg_judge().to(device), "eff": efficientnet_judge().to(device)}
@@ -427,7 +427,7 @@ def write_markdown(output: Path, args, argv, *, photos, total, sections, summary
                    seconds, comparisons=()) -> None:
     lines = [
         "# Stylisation quality benchmark", "",
-        f"`python -m training.benchmark_quality {shlex.join(argv)}`", "",
+        f"`python -m benchmarks.quality {shlex.join(argv)}`", "",
         (f"{len(photos)} held-out photo(s) (every {args.holdout_every}-th of {total} sorted files in "
          f"`{args.content_dir}`, never seen in training), longer side {args.size} px; style images resized the "
          "same way. Means over photos; lower is better."), "",

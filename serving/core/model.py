@@ -13,11 +13,12 @@ from __future__ import annotations
 import json
 import logging
 import os
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
-from serving.errors import ModelError, StyleError
+from impasto.core.errors import ModelError, StyleError
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +29,9 @@ META_STYLE_INFO = "impasto.style_info"
 META_IDENTITY = "impasto.identity_style"
 PIXEL_CONVENTION = "float32 RGB [0,1] NCHW"
 # Models shipped inside the package: the defaults of `impasto stylize`, `styles` and `serve`.
-BUNDLED_MODELS = Path(__file__).parent / "bundled"
+# They are package data of impasto.serving; found through the import system (not a path relative
+# to this file), which holds for editable installs and wheels alike.
+BUNDLED_MODELS = Path(str(resources.files("impasto.serving").joinpath("bundled")))
 
 
 def resolve_providers(device: str = "auto") -> list[str]:

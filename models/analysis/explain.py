@@ -2,19 +2,19 @@
 
 Each method is registered as ``name -> (add_arguments(subparser), run(args) -> figure path)``;
 the optimisation-based methods (inversion, DeepDream, texture, Gatys) come the same way from
-``training.explain_optim.METHODS`` when that module is present.
+``impasto.models.analysis.explain_optim.METHODS`` when that module is present.
 """
 from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 
-from models.analysis.errors import AnalysisError
-from serving.errors import ImpastoError
+from impasto.core.errors import ImpastoError
+from impasto.models.analysis.errors import AnalysisError
 
 AddArguments = Callable[[argparse.ArgumentParser], None]
 Run = Callable[[argparse.Namespace], Path]
@@ -34,7 +34,7 @@ class Report:
         self.lines.append(line)
 
     def finish(self, args, fig) -> Path:
-        from models.analysis.figures import save_figure
+        from impasto.models.analysis.figures import save_figure
 
         path = save_figure(fig, output_path(args))
         path.with_suffix(".txt").write_text("\n".join(self.lines) + "\n")
@@ -60,7 +60,7 @@ def classifier_arguments(p: argparse.ArgumentParser, *, target: bool = True, lay
 
 
 def load_model(args):
-    from models.analysis.classifiers import load_classifier
+    from impasto.models.analysis.classifiers import load_classifier
 
     torch.manual_seed(args.seed)
     model = load_classifier(args.model, args.weights)
@@ -69,14 +69,14 @@ def load_model(args):
 
 
 def load_batch(args, *, default=None, limit: int | None = 6):
-    from models.analysis.images import batch, load_images
+    from impasto.models.analysis.images import batch, load_images
 
     images = load_images(args.image, default=default, limit=limit)
     return images, batch(images, args.size)
 
 
 def report_predictions(report: Report, model, names, x):
-    from models.analysis.classifiers import format_top_k, top_k
+    from impasto.models.analysis.classifiers import format_top_k, top_k
 
     preds = top_k(model, x, 5)
     for name, p in zip(names, preds):
@@ -86,7 +86,7 @@ def report_predictions(report: Report, model, names, x):
 
 def targets_for(args, preds) -> list[int]:
     """``--target`` for every image, or each image's own top-1 class."""
-    from models.analysis.classifiers import resolve_class
+    from impasto.models.analysis.classifiers import resolve_class
 
     if getattr(args, "target", None) is not None:
         return [resolve_class(args.target)] * len(preds)
@@ -94,7 +94,7 @@ def targets_for(args, preds) -> list[int]:
 
 
 def neuron_or_class(args, target_index: int):
-    from models.analysis.objectives import Neuron
+    from impasto.models.analysis.objectives import Neuron
 
     if getattr(args, "channel", None) is None:
         return target_index
@@ -104,8 +104,8 @@ def neuron_or_class(args, target_index: int):
 
 
 def describe(target) -> str:
-    from models.analysis.classifiers import class_name
-    from models.analysis.objectives import Neuron
+    from impasto.models.analysis.classifiers import class_name
+    from impasto.models.analysis.objectives import Neuron
 
     if isinstance(target, Neuron):
         return f"{target.layer} channel {target.channel}"
@@ -120,9 +120,9 @@ def _filters_args(p):
 
 
 def run_filters(args) -> Path:
-    from models.analysis.figures import grid_figure
-    from models.analysis.filters import conv_filters, first_conv
-    from models.analysis.hooks import layer_name, resolve_layer
+    from impasto.models.analysis.figures import grid_figure
+    from impasto.models.analysis.filters import conv_filters, first_conv
+    from impasto.models.analysis.hooks import layer_name, resolve_layer
 
     report = Report()
     model = load_model(args)
@@ -148,8 +148,8 @@ def _activations_args(p):
 
 
 def run_activations(args) -> Path:
-    from models.analysis.figures import grid_figure
-    from models.analysis.filters import ActivationMaps, layer_at_stride
+    from impasto.models.analysis.figures import grid_figure
+    from impasto.models.analysis.filters import ActivationMaps, layer_at_stride
 
     report = Report()
     model = load_model(args)
@@ -170,7 +170,7 @@ def _set_args(p):
 
 
 def _image_set(args):
-    from models.analysis.images import default_image_set
+    from impasto.models.analysis.images import default_image_set
 
     return load_batch(args, default=default_image_set(), limit=None)
 
@@ -184,8 +184,8 @@ def _neighbors_args(p):
 def run_neighbors(args) -> Path:
     import numpy as np
 
-    from models.analysis.figures import neighbors_figure
-    from models.analysis.neighbors import nearest_neighbors, penultimate_features
+    from impasto.models.analysis.figures import neighbors_figure
+    from impasto.models.analysis.neighbors import nearest_neighbors, penultimate_features
 
     report = Report()
     model = load_model(args)
@@ -213,8 +213,8 @@ def _embedding_args(p):
 
 
 def run_embedding(args) -> Path:
-    from models.analysis.figures import scatter_thumbnails
-    from models.analysis.neighbors import embed_2d, penultimate_features
+    from impasto.models.analysis.figures import scatter_thumbnails
+    from impasto.models.analysis.neighbors import embed_2d, penultimate_features
 
     report = Report()
     model = load_model(args)
@@ -236,9 +236,9 @@ def _patches_args(p):
 
 
 def run_patches(args) -> Path:
-    from models.analysis.figures import grid_figure
-    from models.analysis.filters import layer_at_stride
-    from models.analysis.patches import MaxActivatingPatches, crop
+    from impasto.models.analysis.figures import grid_figure
+    from impasto.models.analysis.filters import layer_at_stride
+    from impasto.models.analysis.patches import MaxActivatingPatches, crop
 
     report = Report()
     model = load_model(args)
@@ -265,7 +265,7 @@ def _single_args(p, *, layer=False, neuron=False):
 
 def _per_image(args, title, make_row, *, limit=4) -> Path:
     """Common shape of the per-image methods: predictions, one figure row per image."""
-    from models.analysis.figures import panels_figure
+    from impasto.models.analysis.figures import panels_figure
 
     report = Report()
     model = load_model(args)
@@ -283,8 +283,8 @@ def _occlusion_args(p):
 
 
 def run_occlusion(args) -> Path:
-    from models.analysis.figures import Panel
-    from models.analysis.occlusion import Occlusion
+    from impasto.models.analysis.figures import Panel
+    from impasto.models.analysis.occlusion import Occlusion
 
     def row(model, name, x, target, report):
         window = args.window or max(4, args.size // 7)
@@ -299,8 +299,8 @@ def run_occlusion(args) -> Path:
 
 
 def run_saliency(args) -> Path:
-    from models.analysis.figures import Panel
-    from models.analysis.saliency import Saliency
+    from impasto.models.analysis.figures import Panel
+    from impasto.models.analysis.saliency import Saliency
 
     def row(model, name, x, target, report):
         sal = Saliency(model)(x, target)[0]
@@ -312,8 +312,8 @@ def run_saliency(args) -> Path:
 
 
 def run_grabcut(args) -> Path:
-    from models.analysis.figures import Panel
-    from models.analysis.saliency import Saliency, grabcut_from_saliency
+    from impasto.models.analysis.figures import Panel
+    from impasto.models.analysis.saliency import Saliency, grabcut_from_saliency
 
     def row(model, name, x, target, report):
         sal = Saliency(model)(x, target)[0]
@@ -332,8 +332,8 @@ def _guided_args(p):
 
 
 def run_guided(args) -> Path:
-    from models.analysis.figures import Panel, gradient_to_rgb
-    from models.analysis.guided import GuidedBackprop
+    from impasto.models.analysis.figures import Panel, gradient_to_rgb
+    from impasto.models.analysis.guided import GuidedBackprop
 
     def row(model, name, x, target, report):
         target = neuron_or_class(args, target)
@@ -346,8 +346,8 @@ def run_guided(args) -> Path:
 
 
 def run_cam(args) -> Path:
-    from models.analysis.cam import CAM
-    from models.analysis.figures import Panel
+    from impasto.models.analysis.cam import CAM
+    from impasto.models.analysis.figures import Panel
 
     def row(model, name, x, target, report):
         cam = CAM(model, args.layer)(x, target, upsample_to_input=True)[0]
@@ -364,9 +364,9 @@ def _gradcam_args(p):
 
 
 def run_gradcam(args) -> Path:
-    from models.analysis.cam import GradCAM, upsample
-    from models.analysis.figures import Panel, gradient_to_rgb
-    from models.analysis.guided import GuidedBackprop
+    from impasto.models.analysis.cam import GradCAM, upsample
+    from impasto.models.analysis.figures import Panel, gradient_to_rgb
+    from impasto.models.analysis.guided import GuidedBackprop
 
     def row(model, name, x, target, report):
         target = neuron_or_class(args, target)
@@ -394,9 +394,9 @@ def _class_viz_args(p):
 
 
 def run_class_viz(args) -> Path:
-    from models.analysis.class_viz import ClassVisualization
-    from models.analysis.classifiers import resolve_class
-    from models.analysis.figures import Panel, panels_figure
+    from impasto.models.analysis.class_viz import ClassVisualization
+    from impasto.models.analysis.classifiers import resolve_class
+    from impasto.models.analysis.figures import Panel, panels_figure
 
     report = Report()
     model = load_model(args)
@@ -408,7 +408,7 @@ def run_class_viz(args) -> Path:
         report(f"{describe(target)}: score {res.scores[0]:.2f} -> {res.scores[-1]:.2f} in {args.steps} steps")
         panels.append(Panel(describe(target), res.image))
     if args.channel is None:
-        from models.analysis.classifiers import format_top_k, top_k
+        from impasto.models.analysis.classifiers import format_top_k, top_k
 
         for target, p in zip(targets, top_k(model, torch.stack([p.data for p in panels]), 5)):
             report(f"visualisation of {describe(target)}: top-5 {format_top_k(p)}")
@@ -424,9 +424,9 @@ def _adversarial_args(p):
 
 
 def run_adversarial(args) -> Path:
-    from models.analysis.adversarial import FGSM, PGD, fooling_image
-    from models.analysis.classifiers import class_name, resolve_class
-    from models.analysis.figures import Panel, normalize_map
+    from impasto.models.analysis.adversarial import FGSM, PGD, fooling_image
+    from impasto.models.analysis.classifiers import class_name, resolve_class
+    from impasto.models.analysis.figures import Panel, normalize_map
 
     if args.attack == "fooling" and args.target is None:
         args.target = "stingray"
@@ -488,7 +488,7 @@ def all_methods() -> tuple[dict[str, tuple[AddArguments, Run]], str | None]:
     """This module's methods plus the optimisation-based ones, and a note when those are absent."""
     methods = dict(METHODS)
     try:
-        from training import explain_optim
+        from impasto.models.analysis import explain_optim
     except ImportError as err:
         return methods, f"optimisation-based methods unavailable ({err})"
     methods.update(getattr(explain_optim, "METHODS", {}))
@@ -518,7 +518,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, str | None]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from models.features import WeightsUnavailableError
+    from impasto.models.features import WeightsUnavailableError
 
     parser, note = build_parser()
     try:

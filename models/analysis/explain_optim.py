@@ -1,6 +1,6 @@
 """The image-optimisation methods of ``impasto explain``: ``inversion``, ``deepdream``, ``texture``
 and ``gatys``. Each is ``name -> (add_arguments(subparser), run(args) -> figure path)``;
-:mod:`training.explain` adds the common options (``--image``, ``-o``, ``--seed``, ``--size``).
+:mod:`impasto.models.analysis.explain` adds the common options (``--image``, ``-o``, ``--seed``, ``--size``).
 
 All four optimise an image through the embedded VGG19 (offline) and default to scikit-image's
 bundled photos; default sizes and step counts finish in about two minutes on two CPU cores.
@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from models.analysis.errors import AnalysisError
+from impasto.models.analysis.errors import AnalysisError
 
 # Default image side (longer side, pixels) per method when --size is not given.
 DEFAULT_SIZE = {"inversion": 128, "deepdream": 320, "texture": 96, "gatys": 192}
@@ -39,7 +39,7 @@ def fit(img, size: int) -> torch.Tensor:
 
 def load(specs: Sequence[str] | None, default: Sequence[str], size: int, *, limit: int | None = None):
     """``(names, tensors)`` for files/folders/globs, or the named scikit-image photos when none."""
-    from models.analysis.images import NamedImage, load_images, skimage_photo
+    from impasto.models.analysis.images import NamedImage, load_images, skimage_photo
 
     images = load_images(specs, default=[NamedImage(n, skimage_photo(n)) for n in default], limit=limit)
     return [i.name for i in images], [fit(i.image, size) for i in images]
@@ -47,7 +47,7 @@ def load(specs: Sequence[str] | None, default: Sequence[str], size: int, *, limi
 
 def default_texture(size: int) -> torch.Tensor:
     """The middle third of scikit-image's immunohistochemistry slide: brown cell walls, blue nuclei."""
-    from models.analysis.images import skimage_photo
+    from impasto.models.analysis.images import skimage_photo
 
     img = skimage_photo(DEFAULT_TEXTURE)
     w, h = img.size
@@ -63,7 +63,7 @@ def size_of(args) -> int:
 def sized_figure(images: Sequence[torch.Tensor], titles: Sequence[str], title: str = "", *, height: float = 3.2,
                  max_width: float = 16.0):
     """One row of images drawn at their relative pixel sizes (a 2x texture looks 2x larger)."""
-    from models.analysis.figures import plt, to_hwc
+    from impasto.models.analysis.figures import plt, to_hwc
 
     widths = [int(x.shape[-1]) for x in images]
     tallest = max(int(x.shape[-2]) for x in images)
@@ -83,7 +83,7 @@ def sized_figure(images: Sequence[torch.Tensor], titles: Sequence[str], title: s
 
 
 def _report():
-    from training.explain import Report
+    from impasto.models.analysis.explain import Report
 
     return Report()
 
@@ -101,7 +101,7 @@ def _check_steps(args):
 
 
 def _layers(names: Sequence[str]) -> list[str]:
-    from models.features import vgg19_features, vgg_layer_names
+    from impasto.models.features import vgg19_features, vgg_layer_names
 
     known = vgg_layer_names(vgg19_features())
     unknown = [n for n in names if n not in known]
@@ -113,7 +113,7 @@ def _layers(names: Sequence[str]) -> list[str]:
 # ------------------------------------------------------------------------------------ inversion
 
 def _inversion_args(p):
-    from models.analysis.synthesis import INVERSION_LAYERS
+    from impasto.models.analysis.synthesis import INVERSION_LAYERS
 
     p.add_argument("--layers", nargs="+", default=list(INVERSION_LAYERS),
                    help="VGG19 layers to reconstruct from, one figure panel each (default: the last ReLU of each block)")
@@ -123,7 +123,7 @@ def _inversion_args(p):
 
 def run_inversion(args) -> Path:
     """feature inversion: reconstruct an image from one layer's features"""
-    from models.analysis.synthesis import invert_features
+    from impasto.models.analysis.synthesis import invert_features
 
     _check_steps(args)
     layers = _layers(args.layers)
@@ -163,8 +163,8 @@ def _deepdream_args(p):
 
 def run_deepdream(args) -> Path:
     """DeepDream: amplify what a layer sees, with octaves and jitter"""
-    from models.analysis.synthesis import DreamObjective, deepdream
-    from models.features import FeatureExtractor
+    from impasto.models.analysis.synthesis import DreamObjective, deepdream
+    from impasto.models.features import FeatureExtractor
 
     _check_steps(args)
     if args.octaves < 1 or args.octave_scale <= 1:
@@ -191,7 +191,7 @@ def run_deepdream(args) -> Path:
 # ------------------------------------------------------------------------------------ texture
 
 def _texture_args(p):
-    from models.analysis.synthesis import TEXTURE_LAYERS
+    from impasto.models.analysis.synthesis import TEXTURE_LAYERS
 
     p.add_argument("--layers", nargs="+", default=list(TEXTURE_LAYERS), help="VGG19 layers whose Grams are matched")
     p.add_argument("--scale", type=float, default=2.0, help="output size relative to the sample (default 2)")
@@ -200,7 +200,7 @@ def _texture_args(p):
 
 def run_texture(args) -> Path:
     """Gram-matrix texture synthesis from a sample (Gatys et al. 2015)"""
-    from models.analysis.synthesis import synthesize_texture
+    from impasto.models.analysis.synthesis import synthesize_texture
 
     _check_steps(args)
     if not 0.25 <= args.scale <= 8:
@@ -227,7 +227,7 @@ def run_texture(args) -> Path:
 # ------------------------------------------------------------------------------------ gatys
 
 def _gatys_args(p):
-    from models.analysis.style_transfer import CONTENT_WEIGHT, STYLE_WEIGHT, TV_WEIGHT
+    from impasto.models.analysis.style_transfer import CONTENT_WEIGHT, STYLE_WEIGHT, TV_WEIGHT
 
     p.add_argument("--style", nargs="+", metavar="PATH",
                    help=f"style image(s) (default: scikit-image's {DEFAULT_TEXTURE} slide)")
@@ -247,7 +247,7 @@ def _gatys_args(p):
 
 def run_gatys(args) -> Path:
     """optimisation style transfer (Gatys et al.), several style images, colour preservation"""
-    from models.analysis.style_transfer import STYLE_LAYERS, gatys_transfer
+    from impasto.models.analysis.style_transfer import STYLE_LAYERS, gatys_transfer
 
     _check_steps(args)
     _layers([args.content_layer])

@@ -1,6 +1,6 @@
 """Top-1 / top-5 accuracy of an analysis classifier on a labelled image folder.
 
-    python -m training.benchmark_classifier --images /path/to/imagenet-sample
+    python -m benchmarks.classifier --images /path/to/imagenet-sample
 
 Labels come from the WordNet id that starts each file name (``n01440764_tench.JPEG``). The
 standard ImageNet class index is the rank of that wnid among the 1000 sorted ImageNet-1k wnids;
@@ -19,11 +19,11 @@ from pathlib import Path
 
 import torch
 
-from models.analysis.classifiers import DEFAULT_CLASSIFIER, imagenet_classes, load_classifier
-from models.analysis.errors import AnalysisError
-from models.analysis.images import IMAGE_SUFFIXES, to_tensor
-from serving.errors import ImageError
-from serving.imageio import open_image
+from impasto.core.errors import ImageError
+from impasto.core.imageio import open_image
+from impasto.models.analysis.classifiers import DEFAULT_CLASSIFIER, imagenet_classes, load_classifier
+from impasto.models.analysis.errors import AnalysisError
+from impasto.models.analysis.images import IMAGE_SUFFIXES, to_tensor
 
 WNID = re.compile(r"^(n\d{8})(?:_(.*))?$")
 
@@ -49,7 +49,7 @@ def labelled_files(folder: Path) -> tuple[list[tuple[Path, int]], list[str], lis
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m training.benchmark_classifier", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.classifier", description=__doc__.split("\n")[0])
     parser.add_argument("--images", required=True, help="folder of images named <wnid>_<name>.<ext>")
     parser.add_argument("--model", default=DEFAULT_CLASSIFIER)
     parser.add_argument("--weights", help="local weights for a torchvision --model")

@@ -10,13 +10,13 @@ import sys
 
 # name -> (module:function, one-line help). Each function takes the remaining argv.
 COMMANDS = {
-    "train": ("training.train:main", "train a stylization network (Hydra overrides: key=value ...)"),
-    "export": ("training.export:main", "export a checkpoint to ONNX and check it against PyTorch"),
-    "stylize": ("serving.stylize:main", "stylize images with an ONNX model (onnxruntime)"),
-    "styles": ("serving.stylize:list_styles_main", "list the styles of a model"),
-    "serve": ("serving.server:main", "run the HTTP stylization service"),
-    "explain": ("training.explain:main", "CNN analysis and visualisation methods"),
-    "quickstart": ("training.quickstart:main", "stylise a photo with every bundled style + a contact sheet"),
+    "train": ("impasto.training.train:main", "train a stylization network (Hydra overrides: key=value ...)"),
+    "export": ("impasto.training.export:main", "export a checkpoint to ONNX and check it against PyTorch"),
+    "stylize": ("impasto.serving.stylize:main", "stylize images with an ONNX model (onnxruntime)"),
+    "styles": ("impasto.serving.stylize:list_styles_main", "list the styles of a model"),
+    "serve": ("impasto.serving.server:main", "run the HTTP stylization service"),
+    "explain": ("impasto.models.analysis.explain:main", "CNN analysis and visualisation methods"),
+    "quickstart": ("impasto.training.quickstart:main", "stylise a photo with every bundled style + a contact sheet"),
 }
 
 

@@ -1,6 +1,6 @@
 """Training throughput and stylisation latency, side by side in one run.
 
-    python -m training.benchmark [--train-steps 5] [--repeats 5] [--sizes 256 512 1024]
+    python -m benchmarks.training [--train-steps 5] [--repeats 5] [--sizes 256 512 1024]
 
 Training: images/s of full training steps (network forward/backward through the VGG19 perceptual
 loss, Adam update) at 256 px, batch 4, for the default config. Inference: median latency of the
@@ -22,9 +22,9 @@ def training_throughput(steps: int, image_size: int = 256, batch_size: int = 4) 
     from hydra import compose, initialize_config_module
     from omegaconf import OmegaConf
 
-    from training.system import StylizationSystem
+    from impasto.training.system import StylizationSystem
 
-    with initialize_config_module("conf", version_base="1.3"):
+    with initialize_config_module("impasto.conf", version_base="1.3"):
         cfg = compose("train", overrides=["paths.output_dir=unused"])
     container = lambda node: OmegaConf.to_container(node, resolve=True)  # noqa: E731
     system = StylizationSystem(container(cfg.network), container(cfg.loss), container(cfg.styles),
@@ -51,8 +51,8 @@ def training_throughput(steps: int, image_size: int = 256, batch_size: int = 4) 
 def inference_latency(sizes: list[int], repeats: int) -> list[tuple[int, float, float]]:
     import onnxruntime as ort
 
-    from models.transformer import StylizationNetwork
-    from training.export import export_onnx
+    from impasto.models.transformer import StylizationNetwork
+    from impasto.training.export import export_onnx
 
     torch.manual_seed(0)
     network = StylizationNetwork().eval()  # the default (Johnson) architecture; weights don't affect speed
