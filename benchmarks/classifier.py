@@ -20,10 +20,10 @@ from pathlib import Path
 import torch
 
 from impasto.core.errors import ImageError
-from impasto.core.imageio import open_image
+from impasto.core.imageio import is_image_file, open_image
 from impasto.models.analysis.classifiers import DEFAULT_CLASSIFIER, imagenet_classes, load_classifier
 from impasto.models.analysis.errors import AnalysisError
-from impasto.models.analysis.images import IMAGE_SUFFIXES, to_tensor
+from impasto.models.analysis.images import to_tensor
 
 WNID = re.compile(r"^(n\d{8})(?:_(.*))?$")
 
@@ -33,7 +33,7 @@ def labelled_files(folder: Path) -> tuple[list[tuple[Path, int]], list[str], lis
     index = {c.wnid: c for c in imagenet_classes()}
     pairs, unlabelled, mismatched = [], [], []
     for path in sorted(folder.iterdir()):
-        if path.suffix.lower() not in IMAGE_SUFFIXES:
+        if not is_image_file(path):
             continue
         m = WNID.match(path.stem)
         if not m or m.group(1) not in index:
@@ -60,17 +60,17 @@ def main(argv: list[str] | None = None) -> int:
 
     folder = Path(args.images).expanduser()
     if not folder.is_dir():
-        print(f"benchmark: {folder}: not a folder", file=sys.stderr)
+        print(f"benchmarks.classifier: {folder}: not a folder", file=sys.stderr)
         return 2
     try:
         model = load_classifier(args.model, args.weights)
     except AnalysisError as err:
-        print(f"benchmark: {err}", file=sys.stderr)
+        print(f"benchmarks.classifier: {err}", file=sys.stderr)
         return 2
     pairs, unlabelled, mismatched = labelled_files(folder)
     pairs = pairs[:args.limit] if args.limit else pairs
     if not pairs:
-        print(f"benchmark: no images named <wnid>_... in {folder}", file=sys.stderr)
+        print(f"benchmarks.classifier: no images named <wnid>_... in {folder}", file=sys.stderr)
         return 2
     size = args.size or model.input_size
     top1 = top5 = done = 0
@@ -95,6 +95,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\r{done}/{len(pairs)} images, top-1 {top1 / done:.1%}, top-5 {top5 / done:.1%}",
                   end="", file=sys.stderr, flush=True)
     print(file=sys.stderr)
+    if not done:
+        print(f"benchmarks.classifier: none of the {len(pairs)} labelled images could be read: {unreadable[0]}",
+              file=sys.stderr)
+        return 2
     print(f"model: {args.model} at {size}x{size} (shorter side resized, centre crop)")
     print(f"images: {done} labelled from {folder} ({len({label for _, label in pairs})} classes); "
           f"{len(unlabelled)} without an ImageNet wnid, {len(unreadable)} unreadable")

@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import io
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -23,11 +24,21 @@ import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 from PIL import Image
 
+from benchmarks.tables import text_table
+from impasto.core.errors import ModelError
+from impasto.core.model import StyleModel
+
 HOST = "127.0.0.1"  # loopback only, by design
+EXCEPTION_LINE = re.compile(r"^[\w.]+(Error|Exception): ")
+
+
+class BenchmarkError(RuntimeError):
+    """A one-line, user-facing reason the benchmark cannot run."""
 
 
 @dataclass
@@ -77,6 +88,21 @@ def sample_images(size: int, count: int = 4) -> list[bytes]:
     return images
 
 
+@dataclass
+class Server:
+    proc: subprocess.Popen
+    log: IO[str]  # the server's stderr
+
+    def exit_reason(self) -> str | None:
+        """The server's last exception line (else its last line) once it has exited; None while it runs."""
+        if self.proc.poll() is None:
+            return None
+        self.log.seek(0)
+        lines = self.log.read().strip().splitlines()
+        exceptions = [line for line in lines if EXCEPTION_LINE.match(line)]
+        return (exceptions or lines or [f"exit status {self.proc.returncode}"])[-1]
+
+
 @contextmanager
 def running_server(models: Path, port: int, batching: bool, args):
     cmd = [sys.executable, "-m", "impasto.serving.server", "--models", str(models), "--host", HOST, "--port", str(port),
@@ -85,38 +111,45 @@ def running_server(models: Path, port: int, batching: bool, args):
            "--log-level", "warning"]
     if args.threads:
         cmd += ["--threads", str(args.threads)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    try:
-        yield proc
-    finally:
-        proc.send_signal(signal.SIGINT)
+    # stderr goes to a file, not a pipe: nobody reads a pipe during the run, and a server logging
+    # errors would block once its buffer is full.
+    with tempfile.TemporaryFile("w+") as log:
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log, text=True)
         try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+            yield Server(proc, log)
+        finally:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
 
 
-async def wait_ready(client, proc, timeout: float = 120.0) -> None:
+async def wait_ready(client, server: Server, timeout: float = 120.0) -> None:
     import httpx
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited: {proc.stderr.read()[-2000:]}")
+        if (reason := server.exit_reason()) is not None:
+            raise BenchmarkError(f"server exited: {reason}")
         try:
             if (await client.get("/readyz")).status_code == 200:
                 return
         except httpx.TransportError:
             pass
         await asyncio.sleep(0.1)
-    raise RuntimeError("server did not become ready")
+    raise BenchmarkError(f"server did not become ready within {timeout:g} s")
 
 
 async def mean_batch_size(client) -> float:
+    import httpx
     from prometheus_client.parser import text_string_to_metric_families
 
-    text = (await client.get("/metrics")).text
+    try:
+        text = (await client.get("/metrics")).text
+    except httpx.HTTPError:  # the table still shows the latencies; the batch column reads nan
+        return float("nan")
     total = count = 0.0
     for family in text_string_to_metric_families(text):
         if family.name == "impasto_batch_size":
@@ -128,13 +161,13 @@ async def mean_batch_size(client) -> float:
     return total / count if count else float("nan")
 
 
-async def load(base: str, proc, images: list[bytes], args, mode: str) -> RunStats:
+async def load(base: str, server: Server, images: list[bytes], args, mode: str) -> RunStats:
     import httpx
 
     stats = RunStats(mode)
     limits = httpx.Limits(max_connections=args.clients, max_keepalive_connections=args.clients)
-    async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits) as client:
-        await wait_ready(client, proc)
+    async with httpx.AsyncClient(base_url=base, timeout=args.request_timeout, limits=limits) as client:
+        await wait_ready(client, server)
         params = {"style": args.style} if args.style else {}
         sent = 0
 
@@ -169,16 +202,6 @@ async def load(base: str, proc, images: list[bytes], args, mode: str) -> RunStat
     return stats
 
 
-def print_table(rows: list[list[str]]) -> None:
-    header = ["mode", "requests", "errors", "images/s", "p50 ms", "p95 ms", "p99 ms", "mean batch"]
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    line = lambda r: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
-    print(line(header))
-    print("  ".join("-" * w for w in widths))
-    for r in rows:
-        print(line(r))
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.load", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -188,23 +211,42 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seconds", type=float, default=10.0, help="measured seconds per mode (default %(default)s)")
     p.add_argument("--warmup-seconds", type=float, default=1.0, help="unmeasured load first (default %(default)s)")
     p.add_argument("--max-requests", type=int, default=100_000, help="stop a mode after this many requests")
+    p.add_argument("--request-timeout", type=float, default=60.0,
+                   help="seconds before a request counts as an error (default %(default)s)")
     p.add_argument("--image-size", type=int, default=256, help="square test image side (default %(default)s)")
     p.add_argument("--max-batch-size", type=int, default=8)
     p.add_argument("--max-batch-wait-ms", type=float, default=5.0)
     p.add_argument("--threads", type=int, help="onnxruntime intra-op threads (default: onnxruntime's choice)")
     p.add_argument("--modes", default="on,off", help="batching modes to run, in order (default %(default)s)")
     args = p.parse_args(argv)
-    if not (0 < args.seconds <= 600 and 0 < args.clients <= 1024 and args.max_requests > 0):
-        p.error("need 0 < --seconds <= 600, 0 < --clients <= 1024, --max-requests > 0")
+    if not (0 < args.seconds <= 600 and 0 < args.clients <= 1024 and args.max_requests > 0 and args.image_size >= 16
+            and args.request_timeout > 0):
+        p.error("need 0 < --seconds <= 600, 0 < --clients <= 1024, --max-requests > 0, --image-size >= 16, "
+                "--request-timeout > 0")
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     if not modes or set(modes) - {"on", "off"}:
         p.error("--modes takes on, off or both")
 
+    try:
+        return _run(args, modes)
+    except BenchmarkError as err:
+        print(f"benchmarks.load: {err}", file=sys.stderr)
+        return 2
+
+
+def _run(args, modes: list[str]) -> int:
     with tempfile.TemporaryDirectory(prefix="impasto-bench-") as tmp:
         if args.models:
-            models = Path(args.models)
-            names = ", ".join(path.name for path in sorted(models.glob("*.onnx")))
-            print(f"model(s): {names} from {models}")
+            models = Path(args.models).expanduser()
+            paths = sorted(models.glob("*.onnx")) if models.is_dir() else []
+            if not paths:
+                raise BenchmarkError(f"no .onnx models in {models}")
+            for path in paths:  # a broken model is named here, in one line, before any server starts
+                try:
+                    StyleModel(path, device="cpu")
+                except ModelError as err:
+                    raise BenchmarkError(str(err)) from None
+            print(f"model(s): {', '.join(path.name for path in paths)} from {models}")
         else:
             models = Path(tmp)
             export_default_model(models)
@@ -217,13 +259,14 @@ def main(argv: list[str] | None = None) -> int:
         rows = []
         for mode in modes:
             port = _free_port()
-            with running_server(models, port, mode == "on", args) as proc:
-                stats = asyncio.run(load(f"http://{HOST}:{port}", proc, images, args, f"batching {mode}"))
+            with running_server(models, port, mode == "on", args) as server:
+                stats = asyncio.run(load(f"http://{HOST}:{port}", server, images, args, f"batching {mode}"))
             rows.append(stats.row())
             if stats.error_kinds:
                 print(f"batching {mode}: errors by kind: {stats.error_kinds}")
         print()
-        print_table(rows)
+        print(text_table(["mode", "requests", "errors", "images/s", "p50 ms", "p95 ms", "p99 ms", "mean batch"],
+                         rows))
     return 0
 
 

@@ -35,8 +35,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from impasto.training.data import IMAGE_SUFFIXES, scan_images, split_holdout
-from impasto.training.images import ImageLoadError, load_pil, pil_to_tensor, resize_longer
+from impasto.core.errors import ImageError
+from impasto.core.imageio import IMAGE_SUFFIXES, is_image_file, open_image, resize_longer, scan_images
+from impasto.models.images import pil_to_tensor
+from impasto.training.data import split_holdout
 
 METRICS = ("S_vgg", "C_vgg", "S_eff", "C_eff")
 PHOTO = "photo (no stylisation)"
@@ -89,9 +91,9 @@ class Results:
 def find_styles(styles_dir: Path, wanted: list[str] | None) -> list[tuple[str, Path]]:
     if not styles_dir.is_dir():
         raise BenchmarkError(f"styles folder not found: {styles_dir}")
-    found = {p.stem: p for p in sorted(styles_dir.iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()}
+    found = {p.stem: p for p in sorted(styles_dir.iterdir()) if is_image_file(p)}
     if not found:
-        raise BenchmarkError(f"no .jpg/.png/.webp style images in {styles_dir}")
+        raise BenchmarkError(f"no style images ({_suffixes()}) in {styles_dir}")
     if wanted:
         missing = [w for w in wanted if w not in found]
         if missing:
@@ -107,15 +109,20 @@ def held_out_photos(content_dir: Path, every: int, count: int) -> tuple[list[Pat
         raise BenchmarkError("--holdout-every must be >= 1 (the benchmark only uses held-out photos)")
     good, _ = scan_images(content_dir)
     if not good:
-        raise BenchmarkError(f"no readable .jpg/.png/.webp images under {content_dir}")
+        raise BenchmarkError(f"no readable images ({_suffixes()}) under {content_dir}")
     _, held = split_holdout(good, every)
     if not held:
         raise BenchmarkError(f"no held-out photos in {content_dir} with --holdout-every {every}")
     return held[:count], len(good)
 
 
+def _suffixes() -> str:
+    return "/".join(sorted(IMAGE_SUFFIXES))
+
+
 def load_image(path: Path, size: int) -> tuple[torch.Tensor, object]:
-    pil = resize_longer(load_pil(path), size)
+    """The longer side resized to ``size``, small images scaled up so every method sees one size."""
+    pil = resize_longer(open_image(path), size, upscale=True)
     return pil_to_tensor(pil)[None], pil
 
 
@@ -295,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return _run(args, argv if argv is not None else sys.argv[1:])
     except BenchmarkError as err:
-        print(f"benchmark_quality: {err}", file=sys.stderr)
+        print(f"benchmarks.quality: {err}", file=sys.stderr)
         return 2
 
 
@@ -366,7 +373,7 @@ def _run(args, argv: list[str]) -> int:
     for path in photos:
         try:
             images.append((path, load_image(path, args.size)[0]))
-        except ImageLoadError as err:
+        except ImageError as err:
             unreadable.append(str(err))
     if not images:
         raise BenchmarkError(f"none of the {len(photos)} held-out photos could be read: {unreadable[0]}")
@@ -380,7 +387,7 @@ def _run(args, argv: list[str]) -> int:
         for style_name, style_path in styles:
             try:
                 tensor, pil = load_image(style_path, args.size)
-            except ImageLoadError as err:
+            except ImageError as err:
                 raise BenchmarkError(f"style {style_name}: {err}") from None
             style = StyleInput(style_name, style_path, tensor, pil)
             for index, (path, photo) in enumerate(images):

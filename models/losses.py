@@ -7,7 +7,7 @@ embedded VGG19 (Caffe, 0-255 inputs).
 """
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -34,6 +34,12 @@ def content_loss(features: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 def style_loss(features: torch.Tensor, target_gram: torch.Tensor) -> torch.Tensor:
     """Squared Frobenius distance of Gram matrices (mean over entries and batch)."""
     return F.mse_loss(gram_matrix(features), target_gram.expand(features.shape[0], -1, -1))
+
+
+def layer_sum(loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], features: Mapping[str, torch.Tensor],
+              targets: Mapping[str, torch.Tensor], layer_weights: Mapping[str, float]) -> torch.Tensor:
+    """``sum_l w_l * loss(features[l], targets[l])``: one term of the perceptual loss over its layers."""
+    return sum(w * loss(features[layer], targets[layer]) for layer, w in layer_weights.items())
 
 
 def total_variation(image: torch.Tensor) -> torch.Tensor:
@@ -117,19 +123,24 @@ class PerceptualLoss(nn.Module):
             target = target + identity_share[:, None, None] * content_gram
         return target
 
-    def forward(self, output: torch.Tensor, content: torch.Tensor,
-                style_weights: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    def forward(self, output: torch.Tensor, content: torch.Tensor, style_weights: torch.Tensor | None = None, *,
+                content_features: Mapping[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+        """Weighted terms and their ``total``. ``content_features``: the encoder's output for
+        ``content``, when the caller keeps it (a fixed content image, as in Gatys' optimisation)."""
         if self.num_styles == 0:
             raise RuntimeError("call set_style_targets() before computing the loss")
         if style_weights is None:
             style_weights = output.new_ones(output.shape[0], 1)
-        with torch.no_grad():
-            content_target = self.encoder(content)
+        if content_features is None:
+            with torch.no_grad():
+                content_features = self.encoder(content)
         feats = self.encoder(output)
-        c = sum(w * content_loss(feats[l], content_target[l]) for l, w in self.content_layers.items())
-        s = sum(w * F.mse_loss(gram_matrix(feats[l]),
-                               self.style_target(l, style_weights, gram_matrix(content_target[l])))
-                for l, w in self.style_layers.items())
+        c = layer_sum(content_loss, feats, content_features, self.content_layers)
+        # The content's own Grams matter only to an identity style.
+        identity = bool(self.identity_mask.any())
+        style_targets = {l: self.style_target(l, style_weights, gram_matrix(content_features[l]) if identity else None)
+                         for l in self.style_layers}
+        s = layer_sum(style_loss, feats, style_targets, self.style_layers)
         tv = total_variation(output)
         terms = {"content": self.content_weight * c, "style": self.style_weight * s, "tv": self.tv_weight * tv}
         if self.identity_weight:

@@ -224,7 +224,8 @@ class StylizationNetwork(nn.Module):
         if padding not in PADDINGS:
             raise ValueError(f"unknown padding {padding!r}; choose one of {', '.join(PADDINGS)}")
         if len(widths) != 3 or len(kernel_sizes) != 3:
-            raise ValueError("widths need three entries (full, half, quarter resolution) and kernel_sizes three (first, down/up-sampling, last)")
+            raise ValueError("widths need three entries (full, half, quarter resolution) and "
+                             "kernel_sizes three (first, down/up-sampling, last)")
         w1, w2, w3 = widths
         k_in, k_down, k_out = kernel_sizes[0], kernel_sizes[1], kernel_sizes[2]
         common = dict(norm=norm, num_styles=num_styles)

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import cast
 
 import numpy as np
 
@@ -59,7 +60,7 @@ class Batcher:
         self._on_batch, self._on_depth = on_batch, on_depth
         self._groups: dict[tuple, list[_Item]] = {}  # insertion order = age of each group
         self._depth = 0
-        self._wakeup: asyncio.Event | None = None
+        self._wakeup = asyncio.Event()  # binds to the running loop on first use
         self._task: asyncio.Task | None = None
         self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"infer-{name}")
 
@@ -69,7 +70,6 @@ class Batcher:
         return self._depth
 
     def start(self) -> None:
-        self._wakeup = asyncio.Event()
         self._task = asyncio.create_task(self._loop(), name=f"batcher-{self.name}")
 
     async def stop(self) -> None:
@@ -147,7 +147,8 @@ class Batcher:
     def _infer(self, batch: list[_Item]) -> np.ndarray:
         # Stacking copies every image: done on the inference thread, not on the event loop.
         images = np.stack([item.image for item in batch])
-        weights = None if batch[0].weights is None else np.stack([item.weights for item in batch])
+        # One model's requests all carry weights (blendable) or none do.
+        weights = None if batch[0].weights is None else np.stack([cast(np.ndarray, item.weights) for item in batch])
         return self._run_fn(images, weights)
 
     async def _dispatch(self, batch: list[_Item]) -> None:

@@ -12,12 +12,13 @@ import numpy as np
 
 from impasto.core.errors import StyleError
 from impasto.core.model import StyleModel
+from impasto.core.stylespec import format_style_spec, parse_style_spec
 
 
 @dataclass
 class Selection:
     model: StyleModel
-    spec: str  # the style spec without model prefixes, e.g. "wave:0.7,ink:0.3"
+    spec: str  # the style spec without model prefixes, weights normalised, e.g. "wave:0.7,ink:0.3"
     weights: np.ndarray | None  # normalised [S] for blendable models, None for single-style ones
 
 
@@ -36,23 +37,20 @@ class Catalog:
                 for model in self.models.values() for style in model.style_names]
 
     def select(self, style: str | None, model: str | None = None) -> Selection:
+        items = parse_style_spec(style)
         chosen = self._model_named(model) if model else None
-        parts = [p.strip() for p in (style or "").split(",") if p.strip()]
-        names = []
-        for i, part in enumerate(parts):
-            name = part.rpartition(":")[0] if ":" in part else part
-            prefix, slash, bare = name.rpartition("/")
-            if slash:  # "MODEL/NAME": the prefix picks the model
-                prefixed = self._model_named(prefix.strip())
-                if chosen is not None and prefixed is not chosen:
-                    raise StyleError(f"style {part!r} is not in model {chosen.name!r}; a blend stays inside one model")
-                chosen = prefixed
-                parts[i] = part.replace(name, bare.strip(), 1)
-            names.append(bare.strip() if slash else name.strip())
+        for item in items:
+            if item.model is None:
+                continue
+            prefixed = self._model_named(item.model)  # "MODEL/NAME": the prefix picks the model
+            if chosen is not None and prefixed is not chosen:
+                raise StyleError(f"style {item.model}/{item.name} is not in model {chosen.name!r}; "
+                                 "a blend stays inside one model")
+            chosen = prefixed
         if chosen is None:
-            chosen = self._model_for(names)
-        spec = ",".join(parts) or chosen.style_names[0]
-        weights = chosen.style_weights(spec)
+            chosen = self._model_for([item.name for item in items])
+        weights = chosen.style_weights(items)
+        spec = format_style_spec(items) if items else chosen.style_names[0]
         return Selection(chosen, spec, weights if chosen.blendable else None)
 
     def _model_named(self, name: str) -> StyleModel:

@@ -12,7 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from impasto.core.errors import ImageError, ModelError, StyleError
+from impasto.core.errors import ImageError, ModelError, OptionError, StyleError
 
 log = logging.getLogger(__name__)
 
@@ -20,6 +20,14 @@ STATUS_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: 
                 405: "method_not_allowed", 406: "not_acceptable", 413: "payload_too_large",
                 415: "unsupported_media_type", 422: "invalid_parameters", 500: "internal_error",
                 503: "unavailable", 504: "timeout"}
+
+# The caller's mistakes found past FastAPI's own parameter validation: status and error code.
+USER_ERRORS: dict[type[Exception], tuple[int, str]] = {
+    ImageError: (400, "invalid_image"),
+    StyleError: (400, "invalid_style"),
+    ModelError: (400, "invalid_model"),
+    OptionError: (422, "invalid_parameters"),
+}
 
 # Described once so the OpenAPI schema documents the error body on every operation that can fail.
 ERROR_SCHEMA = {"type": "object", "required": ["error", "detail"],
@@ -62,17 +70,13 @@ def install(app: FastAPI, metrics=None) -> None:
     async def api_error(request: Request, exc: ApiError):
         return respond(request, exc.status, exc.error, exc.detail, exc.headers)
 
-    @app.exception_handler(ImageError)
-    async def image_error(request: Request, exc: ImageError):
-        return respond(request, 400, "invalid_image", str(exc))
+    def user_error(status: int, error: str):
+        async def handler(request: Request, exc: Exception):
+            return respond(request, status, error, str(exc))
+        return handler
 
-    @app.exception_handler(StyleError)
-    async def style_error(request: Request, exc: StyleError):
-        return respond(request, 400, "invalid_style", str(exc))
-
-    @app.exception_handler(ModelError)
-    async def model_error(request: Request, exc: ModelError):
-        return respond(request, 400, "invalid_model", str(exc))
+    for exc_type, (status, error) in USER_ERRORS.items():
+        app.add_exception_handler(exc_type, user_error(status, error))
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError):

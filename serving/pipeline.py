@@ -2,6 +2,8 @@
 
 CPU-heavy steps (decoding, resizing, encoding) run in worker threads so the event loop keeps
 accepting requests; inference goes through the model's :class:`~impasto.serving.batching.Batcher`.
+Strength, colour preservation and encoding are :class:`~impasto.core.request.OutputControls`, as
+in ``impasto stylize``.
 """
 from __future__ import annotations
 
@@ -10,14 +12,11 @@ from dataclasses import dataclass
 import numpy as np
 from starlette.concurrency import run_in_threadpool
 
-from impasto.core import imageio, postprocess
+from impasto.core import imageio
+from impasto.core.request import OutputControls
 from impasto.serving.batching import Batcher
 from impasto.serving.catalog import Catalog, Selection
 from impasto.serving.settings import Settings
-
-# The networks reflection-pad by up to 4 pixels and downsample twice; smaller inputs are
-# edge-padded to this size for inference and cropped back, so thin or tiny images still work.
-MIN_SIDE = 32
 
 
 @dataclass
@@ -42,13 +41,6 @@ class StylizeResult:
     strength_mode: str
 
 
-def pad_to_min(image: np.ndarray, min_side: int = MIN_SIDE) -> np.ndarray:
-    _, h, w = image.shape
-    if h >= min_side and w >= min_side:
-        return image
-    return np.pad(image, ((0, 0), (0, max(0, min_side - h)), (0, max(0, min_side - w))), mode="edge")
-
-
 class Stylizer:
     def __init__(self, settings: Settings, catalog: Catalog, batchers: dict[str, Batcher]):
         self.settings, self.catalog, self.batchers = settings, catalog, batchers
@@ -56,34 +48,17 @@ class Stylizer:
     def _decode(self, data: bytes, max_size: int) -> np.ndarray:
         img = imageio.open_image(data, max_pixels=self.settings.max_pixels,
                                  formats=tuple(self.settings.input_formats))
-        return imageio.to_array(imageio.limit_size(img, max_size))
-
-    @staticmethod
-    def _finish(stylized: np.ndarray, original: np.ndarray, options: StylizeOptions, fade: bool):
-        if fade:
-            stylized = postprocess.fade(stylized, original, options.strength)
-        if options.preserve_color:
-            stylized = postprocess.preserve_color(stylized, original)
-        return imageio.encode(imageio.from_array(stylized), options.format)
+        return imageio.to_array(imageio.resize_longer(img, max_size))
 
     async def stylize(self, data: bytes, options: StylizeOptions) -> StylizeResult:
-        selection = self.catalog.select(options.style, options.model)  # cheap: refuse bad styles first
+        # Cheap checks first: bad options and styles are refused before any decoding.
+        controls = OutputControls(options.strength, options.preserve_color)
+        selection = self.catalog.select(options.style, options.model)
         model = selection.model
         original = await run_in_threadpool(self._decode, data, options.max_size or self.settings.default_max_size)
         _, height, width = original.shape
-
-        weights, mode = selection.weights, "none"
-        if options.strength < 1.0:
-            if weights is not None and model.identity_style in model.style_names:
-                weights = postprocess.identity_mix(weights, model.style_names.index(model.identity_style),
-                                                   options.strength)
-                mode = "identity"
-            else:
-                mode = "pixel"
-        result = await self.batchers[model.name].submit(pad_to_min(original), weights)
-        stylized = result.output[:, :height, :width]
-        body, content_type = await run_in_threadpool(self._finish, stylized, original, options, mode == "pixel")
+        weights, mode = controls.network_weights(model, selection.weights)
+        result = await self.batchers[model.name].submit(original, weights)
+        body, content_type = await run_in_threadpool(controls.encode, result.output, original, mode, options.format)
         return StylizeResult(body, content_type, width, height, selection, result.batch_size,
                              result.inference_s * 1000.0, mode)
-
-

@@ -7,11 +7,12 @@ import logging
 import numpy as np
 from starlette.concurrency import run_in_threadpool
 
+from impasto.core.contract import MIN_SIDE
 from impasto.core.model import StyleModel
 from impasto.serving.batching import Batcher
 from impasto.serving.catalog import Catalog
 from impasto.serving.metrics import Metrics
-from impasto.serving.pipeline import MIN_SIDE, Stylizer
+from impasto.serving.pipeline import Stylizer
 from impasto.serving.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -50,14 +51,17 @@ class Service:
 
     async def warm_up(self) -> None:
         """One small inference per model, so the first real request does not pay for arena allocation."""
+        if self.catalog is None:
+            raise RuntimeError("start() the service before warming it up")
+        models = list(self.catalog.models.values())
         try:
-            for model in self.catalog.models.values():
+            for model in models:
                 image = np.full((1, 3, MIN_SIDE * 2, MIN_SIDE * 2), 0.5, dtype=np.float32)
                 weights = model.style_weights(None)[None] if model.blendable else None
                 await run_in_threadpool(model.run, image, weights)
             self.ready = True
             log.info("ready: %s", ", ".join(f"{m.name} ({len(m.style_names)} styles, {m.providers[0]})"
-                                            for m in self.catalog.models.values()))
+                                            for m in models))
         except Exception as err:  # a model that cannot run must keep /readyz red, not crash the loop
             self.warmup_error = f"warm-up failed: {err}".splitlines()[0]
             log.error(self.warmup_error)

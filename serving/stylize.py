@@ -1,42 +1,18 @@
 """``impasto stylize``: stylise image files with an exported ONNX model (onnxruntime, no torch)."""
 from __future__ import annotations
 
-import argparse
-import glob
 import logging
 import sys
 from pathlib import Path
 
 import numpy as np
 
+from impasto.core.cli import OneLineParser
 from impasto.core.errors import ImpastoError
-from impasto.core.imageio import encode, format_for_path, from_array, limit_size, open_image, to_array
-from impasto.core.model import StyleModel, bundled_models
-
-INPUT_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
-
-
-def expand_inputs(patterns: list[str]) -> tuple[list[Path], list[str]]:
-    """Files, directories (their images, sorted) and globs -> ``(files, patterns matching nothing)``."""
-    files: list[Path] = []
-    missing: list[str] = []
-    for pattern in patterns:
-        path = Path(pattern).expanduser()
-        if path.is_dir():
-            files += sorted(p for p in path.iterdir() if p.suffix.lower() in INPUT_SUFFIXES and p.is_file())
-        elif path.exists():
-            files.append(path)
-        elif matches := sorted(glob.glob(str(path), recursive=True)):
-            files += [Path(m) for m in matches if Path(m).is_file()]
-        else:
-            missing.append(pattern)
-    return list(dict.fromkeys(files)), missing
-
-
-def default_model_path() -> Path | None:
-    """The first model bundled with the package, if any."""
-    models = bundled_models()
-    return models[0] if models else None
+from impasto.core.imageio import expand_inputs, format_for_path, open_image, resize_longer, to_array
+from impasto.core.model import StyleModel, default_model_path
+from impasto.core.request import OutputControls
+from impasto.core.stylespec import format_style_spec, parse_style_spec
 
 
 def output_path(source: Path, output: str | None, style_tag: str, many: bool) -> Path:
@@ -51,10 +27,12 @@ def output_path(source: Path, output: str | None, style_tag: str, many: bool) ->
     return out
 
 
-def stylize_file(model: StyleModel, source: Path, weights: np.ndarray, max_size: int | None, target: Path) -> Path:
-    image = limit_size(open_image(source), max_size)
-    stylized = model.run(to_array(image)[None], weights[None])[0]
-    data, _ = encode(from_array(stylized), format_for_path(target))
+def stylize_file(model: StyleModel, source: Path, weights: np.ndarray, controls: OutputControls,
+                 max_size: int | None, target: Path) -> Path:
+    original = to_array(resize_longer(open_image(source), max_size))
+    run_weights, mode = controls.network_weights(model, weights)
+    stylized = model.run(original[None], None if run_weights is None else run_weights[None])[0]
+    data, _ = controls.encode(stylized, original, mode, format_for_path(target))
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_bytes(data)
     return target
@@ -68,10 +46,15 @@ def _progress(total: int):
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="impasto stylize", description=__doc__)
+    parser = OneLineParser(prog="impasto stylize", description=__doc__)
     parser.add_argument("inputs", nargs="+", help="image files, directories or globs")
     parser.add_argument("-m", "--model", help="ONNX model from `impasto export` (default: the bundled model)")
     parser.add_argument("-s", "--style", help="style name, or a blend NAME:W,NAME:W (weights are normalised)")
+    parser.add_argument("--strength", type=float, default=1.0,
+                        help="0 = the input, 1 = fully stylised (default 1); in-network when the model has "
+                             "an identity style, else a pixel blend")
+    parser.add_argument("--preserve-color", action="store_true",
+                        help="keep the input's colours, restyle the luminance only")
     parser.add_argument("--max-size", type=int, help="downscale so the longer side is at most PX")
     parser.add_argument("-o", "--output", help="output file (one input) or directory")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
@@ -89,19 +72,21 @@ def main(argv: list[str] | None = None) -> int:
         fail("no model given and none bundled: pass -m MODEL.onnx (see `impasto export`)")
         return 2
     try:
+        controls = OutputControls(args.strength, args.preserve_color)
+        items = parse_style_spec(args.style)
         model = StyleModel(model_path, device=args.device)
-        weights = model.style_weights(args.style)
+        weights = model.style_weights(items)
     except ImpastoError as err:
         fail(str(err))
         return 2
     files, missing = expand_inputs(args.inputs)
     errors = [f"{m}: no such file or matching image" for m in missing]
-    tag = (args.style or model.style_names[0]).replace(":", "-").replace(",", "_")
+    tag = (format_style_spec(items) if items else model.style_names[0]).replace(":", "-").replace(",", "_")
     with _progress(len(files)) as progress:
         task = progress.add_task("stylize", total=len(files))
         for source in files:
             try:
-                target = stylize_file(model, source, weights, args.max_size,
+                target = stylize_file(model, source, weights, controls, args.max_size,
                                       output_path(source, args.output, tag, many=len(files) > 1))
                 progress.console.print(f"{source} -> {target}")
             except ImpastoError as err:
@@ -113,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def list_styles_main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="impasto styles", description="List the styles of a model.")
+    parser = OneLineParser(prog="impasto styles", description="List the styles of a model.")
     parser.add_argument("-m", "--model", help="ONNX model (default: the bundled model)")
     args = parser.parse_args(argv)
     model_path = args.model or default_model_path()

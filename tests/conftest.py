@@ -56,10 +56,9 @@ def no_network(monkeypatch):
 
 def compose_train_config(output_dir, overrides=()):
     """The real `impasto train` config, composed and pointed at ``output_dir``."""
-    from hydra import compose, initialize_config_module
+    from impasto.training.config import compose_config
 
-    with initialize_config_module("impasto.conf", version_base="1.3"):
-        return compose("train", overrides=[f"paths.output_dir={output_dir}", *overrides])
+    return compose_config([f"paths.output_dir={output_dir}", *overrides])
 
 
 TINY = ["network=tiny", "data.image_size=64", "data.val_size=64", "style_size=96",

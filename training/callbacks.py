@@ -27,8 +27,9 @@ class SampleGrid(L.Callback):
 
     def _images(self, trainer: L.Trainer) -> torch.Tensor | None:
         datamodule = trainer.datamodule
-        images = datamodule.validation_images() if hasattr(datamodule, "validation_images") else None
-        return None if images is None else images[: self.max_images]
+        if not hasattr(datamodule, "validation_images"):
+            return None
+        return datamodule.validation_images(self.max_images)
 
     @rank_zero_only
     def write(self, trainer: L.Trainer, pl_module: L.LightningModule) -> Path | None:

@@ -5,10 +5,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from hydra.utils import instantiate
 
 from impasto.core.model import BUNDLED_MODELS
 from impasto.models.transformer import StylizationNetwork
+from impasto.training.networks import NetworkConfigError, build_network, canonical_config
 
 # The network-only checkpoint of the bundled model, next to its ONNX export: `init_from=bundled`.
 BUNDLED_CHECKPOINT = BUNDLED_MODELS / "impasto-styles.ckpt"
@@ -44,17 +44,31 @@ def load_network(path: str | Path) -> tuple[StylizationNetwork, dict[str, Any]]:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
         raise CheckpointError(f"{path}: not a readable impasto checkpoint ({err})".splitlines()[0]) from None
-    hparams, extra = ckpt.get("hyper_parameters"), ckpt.get("impasto")
-    if not hparams or "network" not in hparams or not extra:
+    hparams = ckpt.get("hyper_parameters") if isinstance(ckpt, dict) else None
+    extra = ckpt.get("impasto") if isinstance(ckpt, dict) else None
+    if not isinstance(hparams, dict) or "network" not in hparams or not isinstance(extra, dict):
         raise CheckpointError(f"{path}: not an impasto training checkpoint (no network config)")
-    names = extra["style_names"]
-    network = instantiate(hparams["network"], num_styles=len(names), style_names=names)
+    names = extra.get("style_names")
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+        raise CheckpointError(f"{path}: not an impasto training checkpoint (no style names)")
+    try:
+        # Only known architectures, built from plain data: never what the file says to call.
+        network_config = canonical_config(hparams["network"])
+        network = build_network(network_config, num_styles=len(names), style_names=names)
+    except NetworkConfigError as err:
+        raise CheckpointError(f"{path}: {err}") from None
+    if not isinstance(ckpt.get("state_dict"), dict):
+        raise CheckpointError(f"{path}: not an impasto training checkpoint (no weights)")
     prefix = "network."
     state = {k[len(prefix):]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
-    network.load_state_dict(state)
+    try:
+        network.load_state_dict(state)
+    except RuntimeError as err:  # missing, unexpected or mis-shaped weights
+        raise CheckpointError(f"{path}: the weights do not fit the network config "
+                              f"({' '.join(str(err).split())[:300]})") from None
     network.eval()
     info = {"style_names": names, "style_info": extra.get("style_info", {}),
             "identity_style": extra.get("identity_style"),
             "config_yaml": hparams.get("config_yaml"), "global_step": ckpt.get("global_step"),
-            "network_config": hparams["network"]}
+            "network_config": network_config}
     return network, info

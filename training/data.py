@@ -7,34 +7,13 @@ from pathlib import Path
 
 import lightning as L
 import torch
-from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 
-from impasto.training.images import SKIMAGE_PREFIX, ImageLoadError, load_pil
+from impasto.core.errors import ImageError
+from impasto.core.imageio import IMAGE_SUFFIXES, SKIMAGE_PREFIX, open_reference, scan_images
 
 log = logging.getLogger(__name__)
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
-
-
-def scan_images(root: str | Path) -> tuple[list[Path], list[Path]]:
-    """All images under ``root`` (recursive): ``(readable, skipped)``.
-
-    Only headers are checked here (fast); files that fail to decode later are skipped by the
-    dataset at load time.
-    """
-    root = Path(root).expanduser()
-    if not root.is_dir():
-        raise FileNotFoundError(f"content folder not found: {root}")
-    good, bad = [], []
-    for path in sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()):
-        try:
-            with Image.open(path) as img:
-                img.verify()
-            good.append(path)
-        except Exception:  # PIL raises many types for broken files
-            bad.append(path)
-    return good, bad
 
 
 def split_holdout(files: Sequence[Path], every: int) -> tuple[list[Path], list[Path]]:
@@ -81,8 +60,8 @@ class ImageListDataset(Dataset):
             if str(ref) in self.failed:
                 continue
             try:
-                return self.transform(load_pil(ref))
-            except ImageLoadError as err:
+                return self.transform(open_reference(ref))
+            except ImageError as err:
                 self.failed.add(str(ref))
                 log.warning("skipping unreadable content image (%d so far): %s", len(self.failed), err)
         raise RuntimeError("every content image failed to load")
@@ -91,7 +70,10 @@ class ImageListDataset(Dataset):
 class ContentDataModule(L.LightningDataModule):
     """Content photos: ``root`` folder, or scikit-image's photos when ``root`` is null.
 
-    ``holdout_every=k`` leaves every k-th photo (sorted) out of training, for benchmarks.
+    ``holdout_every=k`` leaves every k-th photo (sorted) out of training, for validation and benchmarks.
+    Validation photos, center-cropped to ``val_size``: every image under ``val_root`` when set, else
+    the held-out photos when ``holdout_every`` holds any out, else ``val_images`` (paths or
+    ``skimage:NAME``). They are validated in batches of ``batch_size``, in a fixed order.
     ``batch_size`` is the global batch: under DDP each rank loads ``batch_size // world_size``.
     """
 
@@ -102,32 +84,37 @@ class ContentDataModule(L.LightningDataModule):
         self.save_hyperparameters()
         self.skipped: list[Path] = []
 
-    def _refs(self) -> list:
+    def _split(self) -> tuple[list, list]:
+        """``(training refs, held-out refs)``."""
         hp = self.hparams
-        if hp.root:
-            good, bad = scan_images(hp.root)
-            if bad:
-                log.warning("skipped %d unreadable image(s) in %s, e.g. %s", len(bad), hp.root, bad[0])
-            if not good:
-                raise ValueError(f"no readable .jpg/.png/.webp images under {hp.root}")
-            self.skipped = bad
-            train, held = split_holdout(good, hp.holdout_every)
-            if held:
-                log.info("holding out %d of %d photos (every %d-th) for evaluation", len(held), len(good),
-                         hp.holdout_every)
-            return train
-        return [SKIMAGE_PREFIX + name for name in hp.skimage_photos]
+        if not hp.root:
+            return split_holdout([SKIMAGE_PREFIX + name for name in hp.skimage_photos], hp.holdout_every)
+        good, bad = scan_images(hp.root)
+        if bad:
+            log.warning("skipped %d unreadable image(s) in %s, e.g. %s", len(bad), hp.root, bad[0])
+        if not good:
+            raise ValueError(f"no readable images ({'/'.join(sorted(IMAGE_SUFFIXES))}) under {hp.root}")
+        self.skipped = bad
+        train, held = split_holdout(good, hp.holdout_every)
+        if held:
+            log.info("holding out %d of %d photos (every %d-th) for validation and evaluation", len(held),
+                     len(good), hp.holdout_every)
+        return train, held
 
-    def _val_refs(self) -> list:
+    def _val_refs(self, held: list) -> list:
         hp = self.hparams
         if hp.val_root:
-            return scan_images(hp.val_root)[0]
-        return list(hp.val_images)
+            good, _ = scan_images(hp.val_root)
+            if not good:
+                raise ValueError(f"no readable validation images under {hp.val_root}")
+            return good
+        return held or list(hp.val_images)
 
     def setup(self, stage: str | None = None) -> None:
         hp = self.hparams
-        self.train_set = ImageListDataset(self._refs(), crop_transform(hp.image_size, train=True), repeat=hp.repeat)
-        val_refs = self._val_refs()
+        train, held = self._split()
+        self.train_set = ImageListDataset(train, crop_transform(hp.image_size, train=True), repeat=hp.repeat)
+        val_refs = self._val_refs(held)
         self.val_set = ImageListDataset(val_refs, crop_transform(hp.val_size, train=False)) if val_refs else None
 
     def _per_rank_batch(self) -> int:
@@ -143,10 +130,12 @@ class ContentDataModule(L.LightningDataModule):
     def val_dataloader(self) -> DataLoader | list:
         if self.val_set is None:
             return []
-        return DataLoader(self.val_set, batch_size=len(self.val_set), num_workers=0)
+        return DataLoader(self.val_set, batch_size=self._per_rank_batch(), shuffle=False,
+                          num_workers=self.hparams.num_workers)
 
-    def validation_images(self) -> torch.Tensor | None:
-        """The (fixed, center-cropped) validation images as one batch, for sample grids."""
+    def validation_images(self, count: int | None = None) -> torch.Tensor | None:
+        """The first ``count`` (default all) validation images as one batch, for sample grids."""
         if getattr(self, "val_set", None) is None:
             return None
-        return torch.stack([self.val_set[i] for i in range(len(self.val_set))])
+        n = len(self.val_set) if count is None else min(count, len(self.val_set))
+        return torch.stack([self.val_set[i] for i in range(n)])

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import warnings
 from collections.abc import Mapping, Sequence
@@ -12,9 +11,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from impasto.core.contract import INPUT_IMAGE, INPUT_STYLE_WEIGHTS, OUTPUT, build_metadata, write_metadata
 from impasto.models.transformer import StylizationNetwork
 
-PIXEL_CONVENTION = "float32 RGB [0,1] NCHW"
 # Odd, non-square, not multiples of 4, two batch sizes: the shapes most likely to break export.
 PARITY_SHAPES = ((1, 3, 67, 93), (3, 3, 130, 61))
 DEFAULT_TOLERANCE = 1e-4
@@ -48,29 +47,21 @@ def export_onnx(network: StylizationNetwork, path: str | Path, *, training_confi
     network.eval()
     try:
         inputs = _example_inputs(network, PARITY_SHAPES[0])
-        names = ["image", "style_weights"][: len(inputs)]
-        axes = {"image": {0: "batch", 2: "height", 3: "width"}, "stylized": {0: "batch", 2: "height", 3: "width"}}
+        names = [INPUT_IMAGE, INPUT_STYLE_WEIGHTS][: len(inputs)]
+        axes = {INPUT_IMAGE: {0: "batch", 2: "height", 3: "width"}, OUTPUT: {0: "batch", 2: "height", 3: "width"}}
         if network.conditional:
-            axes["style_weights"] = {0: "batch"}
+            axes[INPUT_STYLE_WEIGHTS] = {0: "batch"}
         with torch.no_grad(), warnings.catch_warnings():
             # The exporter's notes on constant folding and instance-norm stats are expected here.
             warnings.simplefilter("ignore", UserWarning)
             # The TorchScript exporter handles the dynamic spatial crop and instance norm reliably.
-            torch.onnx.export(network, inputs, str(path), input_names=names, output_names=["stylized"],
+            torch.onnx.export(network, inputs, str(path), input_names=names, output_names=[OUTPUT],
                               dynamic_axes=axes, opset_version=OPSET, dynamo=False)
     finally:
         network.train(was_training)
     model = onnx.load(str(path))
-    meta = {
-        "impasto.style_names": json.dumps(network.style_names),
-        "impasto.pixel_convention": PIXEL_CONVENTION,
-        "impasto.training_config": training_config or "",
-        "impasto.style_info": json.dumps(dict(style_info or {})),
-        "impasto.identity_style": identity_style or "",
-    }
-    del model.metadata_props[:]
-    for key, value in meta.items():
-        model.metadata_props.add(key=key, value=value)
+    write_metadata(model, build_metadata(network.style_names, training_config=training_config,
+                                         style_info=style_info, identity_style=identity_style))
     model.producer_name = "impasto"
     onnx.checker.check_model(model, full_check=True)
     onnx.save(model, str(path))
@@ -91,10 +82,10 @@ def parity_check(network: StylizationNetwork, path: str | Path,
             inputs = _example_inputs(network, shape, seed=i + 1)
             with torch.no_grad():
                 expected = network(*inputs).numpy()
-            feeds = {"image": inputs[0].numpy()}
+            feeds = {INPUT_IMAGE: inputs[0].numpy()}
             if network.conditional:
-                feeds["style_weights"] = inputs[1].numpy()
-            got = session.run(["stylized"], feeds)[0]
+                feeds[INPUT_STYLE_WEIGHTS] = inputs[1].numpy()
+            got = session.run([OUTPUT], feeds)[0]
             if got.shape != expected.shape:
                 raise ExportError(f"ONNX output shape {got.shape} != PyTorch {expected.shape} for input {shape}")
             results.append((tuple(shape), float(np.abs(got - expected).max())))

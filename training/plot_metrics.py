@@ -39,15 +39,15 @@ def running_mean(values: np.ndarray, window: int) -> np.ndarray:
 
 
 def plot(metrics: dict[str, tuple[np.ndarray, np.ndarray]], output: Path, smooth: int = 10, title: str = ""):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    # The object-oriented API renders without pyplot's global state or a GUI backend, so plotting
+    # from a notebook or another tool changes nothing in their matplotlib setup.
+    from matplotlib.figure import Figure
 
     terms = sorted({k.split("/", 1)[1] for k in metrics if k.startswith(("train/", "val/"))} - {"loss"})
     if not terms:
         raise ValueError("no train/* or val/* columns in the log")
-    fig, axes = plt.subplots(1, len(terms), figsize=(3.2 * len(terms), 3.0), squeeze=False)
+    fig = Figure(figsize=(3.2 * len(terms), 3.0))
+    axes = fig.subplots(1, len(terms), squeeze=False)
     for ax, term in zip(axes[0], terms):
         if f"train/{term}" in metrics:
             steps, values = metrics[f"train/{term}"]
@@ -67,7 +67,6 @@ def plot(metrics: dict[str, tuple[np.ndarray, np.ndarray]], output: Path, smooth
     fig.tight_layout()
     output.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(output, dpi=110)
-    plt.close(fig)
     return output
 
 

@@ -18,23 +18,26 @@ from pathlib import Path
 import numpy as np
 from onnxruntime.quantization import CalibrationDataReader
 
+from impasto.core.contract import INPUT_IMAGE, INPUT_STYLE_WEIGHTS, META_QUANTIZATION, write_metadata
+from impasto.core.errors import ImpastoError
+from impasto.core.imageio import SKIMAGE_PHOTOS, SKIMAGE_PREFIX, open_reference, resize_longer, scan_images, to_array
+from impasto.core.model import StyleModel, pad_to_min_side
+
 
 def calibration_photos(folder: str | None, count: int, size: int, holdout_every: int = 0) -> list[np.ndarray]:
-    """``[3, H, W]`` float32 arrays in [0, 1], longer side ``size``; from a folder, spread over the
-    training part of training's held-out split (held-out photos stay unseen)."""
-    from impasto.core.imageio import limit_size, to_array
-    from impasto.training.data import scan_images, split_holdout
-    from impasto.training.images import SKIMAGE_PHOTOS, load_pil
+    """``[3, H, W]`` float32 arrays in [0, 1], longer side at most ``size``; from a folder, spread
+    over the training part of training's held-out split (held-out photos stay unseen)."""
+    from impasto.training.data import split_holdout
 
     if folder:
-        paths, _ = scan_images(Path(folder).expanduser())
+        paths, _ = scan_images(folder)
         paths, _ = split_holdout(paths, holdout_every)
         refs = [str(p) for p in paths[:: max(1, len(paths) // count)][:count]]
     else:
-        refs = [f"skimage:{name}" for name in SKIMAGE_PHOTOS if name != "colorwheel"][:count]
+        refs = [SKIMAGE_PREFIX + name for name in SKIMAGE_PHOTOS if name != "colorwheel"][:count]
     if not refs:
         raise ValueError(f"no readable photos in {folder}")
-    return [to_array(limit_size(load_pil(ref), size)) for ref in refs]
+    return [to_array(resize_longer(open_reference(ref), size)) for ref in refs]
 
 
 class PhotoStyleReader(CalibrationDataReader):
@@ -46,11 +49,11 @@ class PhotoStyleReader(CalibrationDataReader):
 
     @staticmethod
     def _feed(photo: np.ndarray, style: int | None, num_styles: int | None) -> dict[str, np.ndarray]:
-        feed = {"image": photo[None]}
+        feed = {INPUT_IMAGE: pad_to_min_side(photo[None])}
         if style is not None:
             weights = np.zeros((1, num_styles), np.float32)
             weights[0, style] = 1
-            feed["style_weights"] = weights
+            feed[INPUT_STYLE_WEIGHTS] = weights
         return feed
 
     def get_next(self):
@@ -61,8 +64,6 @@ def quantize(model_path: Path, output: Path, photos: list[np.ndarray]) -> Path:
     import onnx
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
 
-    from impasto.core.model import StyleModel
-
     model = StyleModel(model_path, device="cpu")
     num_styles = len(model.style_names) if model.blendable else None
     reader = PhotoStyleReader(photos, num_styles)
@@ -70,19 +71,14 @@ def quantize(model_path: Path, output: Path, photos: list[np.ndarray]) -> Path:
     quantize_static(str(model_path), str(output), reader, quant_format=QuantFormat.QDQ,
                     activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True,
                     op_types_to_quantize=["Conv"])
-    source, quantized = onnx.load(str(model_path)), onnx.load(str(output))
-    del quantized.metadata_props[:]
-    for prop in source.metadata_props:
-        quantized.metadata_props.add(key=prop.key, value=prop.value)
-    quantized.metadata_props.add(key="impasto.quantization", value="int8 static QDQ, per-channel Conv weights")
+    quantized = onnx.load(str(output))
+    write_metadata(quantized, {**model.metadata, META_QUANTIZATION: "int8 static QDQ, per-channel Conv weights"})
     onnx.save(quantized, str(output))
     return output
 
 
 def compare(float_path: Path, int8_path: Path, photos: list[np.ndarray]) -> tuple[float, float]:
     """Mean and max absolute difference between the two models over photos x styles."""
-    from impasto.core.model import StyleModel
-
     a, b = StyleModel(float_path, device="cpu"), StyleModel(int8_path, device="cpu")
     means, worst = [], 0.0
     for photo in photos:
@@ -104,8 +100,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--holdout-every", type=int, default=10,
                         help="skip training's held-out photos of --photos (default 10, as experiment=bundled_cin)")
     args = parser.parse_args(argv)
-    from impasto.core.errors import ImpastoError
-
     output = args.output or args.model.with_name(args.model.stem + "-int8.onnx")
     try:
         photos = calibration_photos(args.photos, args.count, args.size, args.holdout_every)

@@ -15,12 +15,14 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
+from impasto.core.cli import OneLineParser
+
 DEFAULT_PHOTO = "skimage:astronaut"
 
 
 def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
-    parser = argparse.ArgumentParser(prog="impasto quickstart", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = OneLineParser(prog="impasto quickstart", description=__doc__,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--photo", default=DEFAULT_PHOTO,
                         help=f"photo to stylise: a file or skimage:NAME (default {DEFAULT_PHOTO})")
     parser.add_argument("-m", "--model", help="ONNX model (default: the bundled model)")
@@ -37,14 +39,12 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
 
 
 def train_and_export(run_dir: Path, overrides: list[str]) -> Path:
-    from hydra import compose, initialize_config_module
-
     from impasto.training.checkpoint import load_network
+    from impasto.training.config import compose_config
     from impasto.training.export import export_onnx, parity_check
     from impasto.training.train import train
 
-    with initialize_config_module("impasto.conf", version_base="1.3"):
-        cfg = compose("train", overrides=[f"paths.output_dir={run_dir}", *overrides])
+    cfg = compose_config([f"paths.output_dir={run_dir}", *overrides])
     print(f"training {cfg.network._target_.rsplit('.', 1)[-1]} on scikit-image photos "
           f"({cfg.trainer.max_steps} steps, {cfg.data.image_size} px) -> {run_dir}")
     result = train(cfg)
@@ -80,15 +80,13 @@ def main(argv: list[str] | None = None) -> int:
     args, overrides = parse_args(list(sys.argv[1:] if argv is None else argv))
 
     from impasto.core.errors import ImpastoError
-    from impasto.core.imageio import from_array, limit_size, to_array
-    from impasto.core.model import StyleModel
-    from impasto.serving.stylize import default_model_path
+    from impasto.core.imageio import from_array, open_reference, resize_longer, to_array
+    from impasto.core.model import StyleModel, default_model_path
     from impasto.training.contact_sheet import contact_sheet
-    from impasto.training.images import ImageLoadError, load_pil
 
     run_dir = Path(args.output_dir or Path("outputs") / "quickstart" / datetime.now().strftime("%Y-%m-%d_%H-%M-%S"))
     try:
-        photo = limit_size(load_pil(args.photo).convert("RGB"), args.max_size)
+        photo = resize_longer(open_reference(args.photo), args.max_size)
         model_path = train_and_export(run_dir, overrides) if args.train else (args.model or default_model_path())
         if model_path is None:
             raise ImpastoError("no model given and none bundled: pass --model MODEL.onnx or use --train")
@@ -99,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         if blend:
             weights = model.style_weights(blend)
             specs.append(("blend", blend_label(model, weights), weights))
-    except (ImpastoError, ImageLoadError) as err:
+    except ImpastoError as err:
         print(f"impasto quickstart: {err}", file=sys.stderr)
         return 2
 

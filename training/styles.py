@@ -8,7 +8,8 @@ from typing import Any
 
 import torch
 
-from impasto.training.images import ImageLoadError, load_tensor
+from impasto.core.errors import ImageError
+from impasto.training.images import load_tensor
 
 
 @dataclass
@@ -53,5 +54,5 @@ def load_style_images(style: Style, size: int) -> list[torch.Tensor]:
     """The style's images as ``[1, 3, H, W]`` tensors; a clear error names the unreadable one."""
     try:
         return [load_tensor(ref, size).unsqueeze(0) for ref in style.images]
-    except ImageLoadError as err:
-        raise ImageLoadError(f"style {style.name!r}: {err}") from None
+    except ImageError as err:
+        raise ImageError(f"style {style.name!r}: {err}") from None

@@ -1,8 +1,9 @@
 """The LightningModule: a stylization network trained against a frozen perceptual loss.
 
-The network and loss are built from plain config dicts (``hydra.utils.instantiate``), so the
-checkpoint's hyper-parameters are enough to rebuild the network for export without the loss
-network. The frozen loss network is left out of checkpoints.
+The network is built from a plain config dict (through the allow-list of
+:mod:`impasto.training.networks`), so the checkpoint's hyper-parameters are enough to rebuild it for
+export without the loss network. The frozen loss network is left out of checkpoints and supplied
+from the current config when one is loaded, so loading stays strict about the network's weights.
 """
 from __future__ import annotations
 
@@ -16,16 +17,30 @@ from torch import nn
 
 from impasto.models.losses import PerceptualLoss
 from impasto.models.transformer import ConditionalInstanceNorm2d, StylizationNetwork, one_hot_styles
+from impasto.training.checkpoint import CheckpointError
+from impasto.training.networks import build_network
 from impasto.training.styles import load_style_images, parse_styles
 
 LOSS_PREFIX = "loss_fn."
 NORM_LAYERS = (ConditionalInstanceNorm2d, nn.InstanceNorm2d, nn.BatchNorm2d)
 
 
-class StylizationSystem(L.LightningModule):
-    # Checkpoints hold no loss-network weights, so loading must tolerate their absence.
-    strict_loading = False
+def build_optimizer(config: Mapping[str, Any], network: nn.Module) -> torch.optim.Optimizer:
+    """The optimizer config (a ``_partial_`` optimizer class) over ``network``'s trainable parameters.
 
+    Per-style (gamma, beta) only see the samples of their style, so in a many-style network they
+    learn much more slowly than the shared convolutions: ``cin_lr_scale`` speeds them up.
+    """
+    config = dict(config)
+    scale = config.pop("cin_lr_scale", 1.0)
+    cin = {id(p) for m in network.modules() if isinstance(m, ConditionalInstanceNorm2d) for p in m.parameters()}
+    trainable = [p for p in network.parameters() if p.requires_grad]
+    groups = [{"params": [p for p in trainable if id(p) not in cin]},
+              {"params": [p for p in trainable if id(p) in cin], "lr": config["lr"] * scale}]
+    return instantiate(config)([g for g in groups if g["params"]])
+
+
+class StylizationSystem(L.LightningModule):
     def __init__(self, network: Mapping[str, Any], loss: Mapping[str, Any], styles: Sequence[Mapping[str, Any]],
                  optimizer: Mapping[str, Any], style_size: int = 512, config_yaml: str | None = None,
                  trainable: str = "all"):
@@ -34,7 +49,7 @@ class StylizationSystem(L.LightningModule):
         self.styles = parse_styles(styles)
         # Loading the style images here makes an unreadable one fail before any training starts.
         self.style_images = [load_style_images(s, style_size) for s in self.styles]
-        self.network: StylizationNetwork = instantiate(
+        self.network: StylizationNetwork = build_network(
             network, num_styles=len(self.styles), style_names=[s.name for s in self.styles])
         self.loss_fn: PerceptualLoss = instantiate(loss)
         self._set_trainable(trainable)
@@ -85,23 +100,17 @@ class StylizationSystem(L.LightningModule):
         return losses["total"]
 
     def validation_step(self, batch: torch.Tensor, batch_idx: int) -> None:
+        """Every validation image with every trained style: each term is the batch's mean over
+        styles, and Lightning's epoch mean weighted by batch size makes it the mean over images."""
+        per_style = []
         for style in self.trained_ids:
             weights = one_hot_styles(torch.full((len(batch),), style), self.num_styles).to(self.device)
-            losses = self._losses(batch, weights)
-            self.log_dict({f"val/{k}": v / len(self.trained_ids) for k, v in losses.items()}, reduce_fx="sum",
-                          batch_size=len(batch), sync_dist=True)
+            per_style.append(self._losses(batch, weights))
+        means = {f"val/{k}": torch.stack([losses[k] for losses in per_style]).mean() for k in per_style[0]}
+        self.log_dict(means, batch_size=len(batch), sync_dist=True)
 
-    def configure_optimizers(self):
-        # Per-style (gamma, beta) only see the samples of their style, so in a many-style network
-        # they learn much more slowly than the shared convolutions: ``cin_lr_scale`` speeds them up.
-        config = dict(self.hparams.optimizer)
-        scale = config.pop("cin_lr_scale", 1.0)
-        cin = {id(p) for m in self.network.modules() if isinstance(m, ConditionalInstanceNorm2d)
-               for p in m.parameters()}
-        trainable = [p for p in self.network.parameters() if p.requires_grad]
-        groups = [{"params": [p for p in trainable if id(p) not in cin]},
-                  {"params": [p for p in trainable if id(p) in cin], "lr": config["lr"] * scale}]
-        return instantiate(config)([g for g in groups if g["params"]])
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return build_optimizer(self.hparams.optimizer, self.network)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items()
@@ -112,3 +121,20 @@ class StylizationSystem(L.LightningModule):
             "style_info": {s.name: s.info for s in self.styles if s.info},
             "identity_style": identity[0] if identity else None,
         }
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        # The frozen loss network is not in checkpoints: supply this run's, so that Lightning's strict
+        # loading still catches a checkpoint that lacks (or has extra, or mis-shaped) network weights.
+        state = checkpoint["state_dict"]
+        state.update({LOSS_PREFIX + k: v for k, v in self.loss_fn.state_dict().items()})
+        expected = self.state_dict()
+        missing = [k for k in expected if k not in state]
+        unexpected = [k for k in state if k not in expected]
+        mismatched = [k for k in expected if k in state and state[k].shape != expected[k].shape]
+        if missing or unexpected or mismatched:
+            problems = [f"{what}: {', '.join(keys[:3])}{' ...' if len(keys) > 3 else ''}"
+                        for what, keys in (("missing", missing), ("unexpected", unexpected),
+                                           ("wrong shape", mismatched)) if keys]
+            source = getattr(self.trainer, "ckpt_path", None) if self._trainer is not None else None
+            raise CheckpointError(f"{source or 'checkpoint'}: does not fit the configured network "
+                                  f"({'; '.join(problems)})")

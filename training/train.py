@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -10,10 +11,12 @@ import hydra
 from hydra.errors import InstantiationException
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from impasto.training.config import CONFIG_MODULE, CONFIG_NAME, HYDRA_VERSION_BASE
+
 log = logging.getLogger(__name__)
 
 
-def _instantiate_group(group: DictConfig | None) -> list[Any]:
+def instantiate_group(group: DictConfig | None) -> list[Any]:
     from hydra.utils import instantiate
 
     objects = []
@@ -55,19 +58,32 @@ def _keep_csv_history(loggers: list[Any]) -> None:
             log.info("resuming: the metrics logged so far are kept in %s", kept)
 
 
-def train(cfg: DictConfig) -> dict[str, Any]:
-    """Train from a composed config; returns the run directory and checkpoint paths."""
-    import lightning as L
-    import torch
-    from hydra.utils import instantiate
+def missing_keys(cfg: DictConfig) -> list[str]:
+    """Dotted keys whose value is still ``???`` (mandatory, e.g. ``data.root`` of ``data=folder``)."""
+    def walk(node: Any, prefix: str) -> list[str]:
+        if isinstance(node, dict):
+            return [k for key, value in node.items() for k in walk(value, f"{prefix}{key}.")]
+        if isinstance(node, list):
+            return [k for i, value in enumerate(node) for k in walk(value, f"{prefix}{i}.")]
+        return [prefix[:-1]] if node == "???" else []
 
+    return walk(OmegaConf.to_container(cfg, resolve=False, throw_on_missing=False), "")
+
+
+@dataclass
+class Run:
+    """What :func:`train` fits, built from a config: nothing has run yet (tests build every preset)."""
+    datamodule: Any
+    system: Any
+    trainer: Any
+
+
+def build_system(cfg: DictConfig) -> Any:
+    """The LightningModule of ``cfg``; with ``init_from``, the checkpoint's architecture and styles
+    (kept as trained) come first and its weights are copied in."""
     from impasto.training.checkpoint import load_network
     from impasto.training.system import StylizationSystem
 
-    L.seed_everything(cfg.seed, workers=True)
-    run_dir = Path(cfg.paths.output_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    datamodule = instantiate(cfg.data)
     styles = OmegaConf.to_container(cfg.styles, resolve=True)
     source = None
     if cfg.get("init_from"):
@@ -91,34 +107,64 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
         new = transfer_weights(system.network, source)
         log.info("initialised network from %s; new styles: %s", cfg.init_from, ", ".join(new) or "none")
-    loggers = _instantiate_group(cfg.get("logger"))
+    return system
+
+
+def build_run(cfg: DictConfig) -> Run:
+    from hydra.utils import instantiate
+
+    missing = missing_keys(cfg)
+    if missing:
+        raise ValueError(f"missing config value(s): {', '.join(missing)} (set on the command line: {missing[0]}=...)")
+    datamodule = instantiate(cfg.data)
+    system = build_system(cfg)
+    loggers = instantiate_group(cfg.get("logger"))
+    trainer = instantiate(cfg.trainer, callbacks=instantiate_group(cfg.get("callbacks")), logger=loggers or False)
+    return Run(datamodule, system, trainer)
+
+
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Train from a composed config; returns the run directory and checkpoint paths."""
+    import lightning as L
+    import torch
+
+    L.seed_everything(cfg.seed, workers=True)
+    run = build_run(cfg)
+    run_dir = Path(cfg.paths.output_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
     if cfg.get("ckpt_path"):
-        _keep_csv_history(loggers)
-    trainer = instantiate(cfg.trainer, callbacks=_instantiate_group(cfg.get("callbacks")), logger=loggers or False)
-    torch.set_float32_matmul_precision("high")
-    trainer.fit(system, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        _keep_csv_history(run.trainer.loggers)
+    run.trainer.fit(run.system, datamodule=run.datamodule, ckpt_path=cfg.get("ckpt_path"))
     # Files that only fail when decoded are warned about one by one as they happen, inside the
     # DataLoader workers, whose counts the main process cannot see; only the scan's count is summed.
-    skipped = getattr(datamodule, "skipped", []) or []
+    skipped = getattr(run.datamodule, "skipped", []) or []
     if skipped:
         log.warning("content images skipped: %d unreadable at scan", len(skipped))
     last = run_dir / "checkpoints" / "last.ckpt"
-    step = trainer.global_step
+    step = run.trainer.global_step
     if not step and last.is_file():  # ddp_spawn trains in child processes: ask the checkpoint
         step = torch.load(last, map_location="cpu", weights_only=True)["global_step"]
     return {"run_dir": run_dir, "last_ckpt": last, "global_step": step,
-            "metrics": {k: float(v) for k, v in trainer.callback_metrics.items()}}
+            "metrics": {k: float(v) for k, v in run.trainer.callback_metrics.items()}}
 
 
-@hydra.main(version_base="1.3", config_path="pkg://impasto.conf", config_name="train")
+@hydra.main(version_base=HYDRA_VERSION_BASE, config_path=f"pkg://{CONFIG_MODULE}", config_name=CONFIG_NAME)
 def _hydra_entry(cfg: DictConfig) -> None:
+    import lightning
+    import torch
+
+    from impasto.core.errors import ImageError
     from impasto.models.features import WeightsUnavailableError
     from impasto.training.checkpoint import CheckpointError
-    from impasto.training.images import ImageLoadError
 
+    # Process-wide, so set here by the command and not by `train()`, which tests and tools call.
+    torch.set_float32_matmul_precision(cfg.float32_matmul_precision)
+    # `import lightning` gives its logger a stderr handler of its own; Hydra's logging already shows
+    # those records (console and run log), so stderr keeps only warnings and errors.
+    logging.getLogger(lightning.__name__).handlers.clear()
     try:
         result = train(cfg)
-    except (ImageLoadError, CheckpointError, WeightsUnavailableError, FileNotFoundError, ValueError,
+    except (ImageError, CheckpointError, WeightsUnavailableError, FileNotFoundError, ValueError,
             InstantiationException) as err:
         # Configuration and input problems: one clear line, no traceback. Hydra wraps errors raised
         # while building a config object; the cause is what the user needs to read.
@@ -130,6 +176,11 @@ def _hydra_entry(cfg: DictConfig) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    sys.argv = ["impasto train", *(sys.argv[1:] if argv is None else argv)]
-    _hydra_entry()
+    # Hydra reads its overrides from sys.argv only; put the caller's back afterwards.
+    saved = sys.argv
+    sys.argv = ["impasto train", *(saved[1:] if argv is None else argv)]
+    try:
+        _hydra_entry()
+    finally:
+        sys.argv = saved
     return 0

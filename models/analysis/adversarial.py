@@ -107,7 +107,8 @@ class PGD:
                 gen = torch.Generator().manual_seed(self.seed)
                 adv = (adv + (torch.rand(x.shape, generator=gen) * 2 - 1).to(x) * self.eps).clamp(0, 1)
             step = 0
-            for step in range(1, self.steps + 1):
+            while step < self.steps:
+                step += 1
                 grad = _loss_grad(self.model, adv, classes)
                 adv = adv + sign * self.alpha * grad.sign()
                 adv = torch.min(torch.max(adv, x - self.eps), x + self.eps).clamp(0, 1).detach()

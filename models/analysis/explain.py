@@ -1,50 +1,33 @@
 """``impasto explain METHOD``: CNN analysis and visualisation figures (CS231n lecture 12).
 
-Each method is registered as ``name -> (add_arguments(subparser), run(args) -> figure path)``;
-the optimisation-based methods (inversion, DeepDream, texture, Gatys) come the same way from
-``impasto.models.analysis.explain_optim.METHODS`` when that module is present.
+Each method is registered as ``name -> (add_arguments(subparser), run(args) -> figure path)``:
+the classifier-based ones here, the optimisation-based ones (inversion, DeepDream, texture, Gatys)
+from :mod:`impasto.models.analysis.explain_optim`. Both build on
+:mod:`impasto.models.analysis.cli_common`.
 """
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
 from impasto.core.errors import ImpastoError
+from impasto.models.analysis import explain_optim
+from impasto.models.analysis.cli_common import (
+    NON_NEGATIVE_FLOAT,
+    POSITIVE_FLOAT,
+    POSITIVE_INT,
+    Methods,
+    Parser,
+    Report,
+    check_output_path,
+    common_arguments,
+)
 from impasto.models.analysis.errors import AnalysisError
 
-AddArguments = Callable[[argparse.ArgumentParser], None]
-Run = Callable[[argparse.Namespace], Path]
-OUTPUT_DIR = Path("outputs/explain")
-
-
 # ------------------------------------------------------------------------------------ plumbing
-
-class Report:
-    """Lines printed to stdout and saved as a text summary next to the figure."""
-
-    def __init__(self):
-        self.lines: list[str] = []
-
-    def __call__(self, line: str = ""):
-        print(line)
-        self.lines.append(line)
-
-    def finish(self, args, fig) -> Path:
-        from impasto.models.analysis.figures import save_figure
-
-        path = save_figure(fig, output_path(args))
-        path.with_suffix(".txt").write_text("\n".join(self.lines) + "\n")
-        print(f"figure: {path}\nsummary: {path.with_suffix('.txt')}")
-        return path
-
-
-def output_path(args) -> Path:
-    return Path(args.output) if args.output else OUTPUT_DIR / f"{args.method}.png"
-
 
 def classifier_arguments(p: argparse.ArgumentParser, *, target: bool = True, layer: bool = False,
                          neuron: bool = False):
@@ -116,7 +99,7 @@ def describe(target) -> str:
 
 def _filters_args(p):
     classifier_arguments(p, target=False, layer=True)
-    p.add_argument("--max-filters", type=int, default=64)
+    p.add_argument("--max-filters", type=POSITIVE_INT, default=64)
 
 
 def run_filters(args) -> Path:
@@ -144,7 +127,7 @@ def run_filters(args) -> Path:
 
 def _activations_args(p):
     classifier_arguments(p, target=False, layer=True)
-    p.add_argument("--max-channels", type=int, default=63)
+    p.add_argument("--max-channels", type=POSITIVE_INT, default=63)
 
 
 def run_activations(args) -> Path:
@@ -178,7 +161,7 @@ def _image_set(args):
 def _neighbors_args(p):
     _set_args(p)
     p.add_argument("--queries", type=int, nargs="+", help="indices of the query images (default: 4 spread out)")
-    p.add_argument("-k", type=int, default=4, help="neighbours per query")
+    p.add_argument("-k", type=POSITIVE_INT, default=4, help="neighbours per query")
 
 
 def run_neighbors(args) -> Path:
@@ -232,7 +215,7 @@ def _patches_args(p):
     _set_args(p)
     p.add_argument("--layer", help="layer name (default: the last layer at stride 8)")
     p.add_argument("--channel", type=int, nargs="+", help="channels (default: the 8 with the highest peaks)")
-    p.add_argument("-k", type=int, default=8, help="patches per channel")
+    p.add_argument("-k", type=POSITIVE_INT, default=8, help="patches per channel")
 
 
 def run_patches(args) -> Path:
@@ -278,8 +261,8 @@ def _per_image(args, title, make_row, *, limit=4) -> Path:
 
 def _occlusion_args(p):
     _single_args(p)
-    p.add_argument("--window", type=int, help="occluder side in pixels (default: size/7)")
-    p.add_argument("--stride", type=int, help="occluder step in pixels (default: window/2)")
+    p.add_argument("--window", type=POSITIVE_INT, help="occluder side in pixels (default: size/7)")
+    p.add_argument("--stride", type=POSITIVE_INT, help="occluder step in pixels (default: window/2)")
 
 
 def run_occlusion(args) -> Path:
@@ -289,6 +272,8 @@ def run_occlusion(args) -> Path:
     def row(model, name, x, target, report):
         window = args.window or max(4, args.size // 7)
         stride = args.stride or max(1, window // 2)
+        if window > min(x.shape[-2:]):
+            raise AnalysisError(f"--window {window} is larger than the {args.size}-px image")
         res = Occlusion(model)(x, target, window=window, stride=stride)
         report(f"{name}: p({describe(target)}) = {res.base[0]:.3f}; largest drop {res.drops.max():.3f} "
                f"({window}px grey patch, stride {stride})")
@@ -388,9 +373,9 @@ def _class_viz_args(p):
     classifier_arguments(p, target=False, neuron=True)
     p.add_argument("--target", nargs="+", default=["flamingo", "tarantula", "goldfinch"],
                    help="ImageNet classes (indices or names)")
-    p.add_argument("--steps", type=int, default=200)
-    p.add_argument("--lr", type=float, default=0.02)
-    p.add_argument("--l2", type=float, default=1e-4)
+    p.add_argument("--steps", type=POSITIVE_INT, default=200)
+    p.add_argument("--lr", type=POSITIVE_FLOAT, default=0.02)
+    p.add_argument("--l2", type=NON_NEGATIVE_FLOAT, default=1e-4)
 
 
 def run_class_viz(args) -> Path:
@@ -419,8 +404,8 @@ def run_class_viz(args) -> Path:
 def _adversarial_args(p):
     classifier_arguments(p)
     p.add_argument("--attack", choices=("fooling", "fgsm", "pgd"), default="pgd")
-    p.add_argument("--eps", type=float, default=4.0, help="L-inf budget in 1/255 units (fgsm, pgd)")
-    p.add_argument("--steps", type=int, default=10, help="iterations (pgd, fooling: at most)")
+    p.add_argument("--eps", type=NON_NEGATIVE_FLOAT, default=4.0, help="L-inf budget in 1/255 units (fgsm, pgd)")
+    p.add_argument("--steps", type=POSITIVE_INT, default=10, help="iterations (pgd, fooling: at most)")
 
 
 def run_adversarial(args) -> Path:
@@ -452,7 +437,7 @@ def run_adversarial(args) -> Path:
     return _per_image(args, f"Adversarial example ({args.attack})", row)
 
 
-METHODS: dict[str, tuple[AddArguments, Run]] = {
+CLASSIFIER_METHODS: Methods = {
     "filters": (_filters_args, run_filters),
     "activations": (_activations_args, run_activations),
     "neighbors": (_neighbors_args, run_neighbors),
@@ -484,53 +469,33 @@ HELP = {
 }
 
 
-def all_methods() -> tuple[dict[str, tuple[AddArguments, Run]], str | None]:
-    """This module's methods plus the optimisation-based ones, and a note when those are absent."""
-    methods = dict(METHODS)
-    try:
-        from impasto.models.analysis import explain_optim
-    except ImportError as err:
-        return methods, f"optimisation-based methods unavailable ({err})"
-    methods.update(getattr(explain_optim, "METHODS", {}))
-    return methods, None
+METHODS: Methods = {**CLASSIFIER_METHODS, **explain_optim.METHODS}
 
 
-def common_arguments(p: argparse.ArgumentParser):
-    p.add_argument("--image", nargs="+", metavar="PATH",
-                   help="image files, folders or globs (default: scikit-image's bundled photos)")
-    p.add_argument("-o", "--output", help="figure path (default: outputs/explain/METHOD.png)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--size", type=int, help="image side in pixels (default: the model's input size)")
-
-
-def build_parser() -> tuple[argparse.ArgumentParser, str | None]:
-    methods, note = all_methods()
-    parser = argparse.ArgumentParser(prog="impasto explain", description="CNN analysis and visualisation figures.",
-                                     epilog=note)
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(prog="impasto explain", description="CNN analysis and visualisation figures.")
     sub = parser.add_subparsers(dest="method", metavar="METHOD", required=True)
-    for name, (add_arguments, run) in methods.items():
+    for name, (add_arguments, run) in METHODS.items():
         doc = HELP.get(name) or ((run.__doc__ or "").strip().splitlines() or [""])[0]
         p = sub.add_parser(name, help=doc, description=doc)
         common_arguments(p)
         add_arguments(p)
         p.set_defaults(run=run)
-    return parser, note
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    from impasto.models.features import WeightsUnavailableError
-
-    parser, note = build_parser()
+    """Run one method. Errors in the caller's input (:class:`ImpastoError`: bad options, images,
+    layers, classes, missing weights) are one line on stderr and exit status 2; any other exception
+    is a bug and propagates with its traceback."""
     try:
-        args = parser.parse_args(argv)
+        args = build_parser().parse_args(argv)
     except SystemExit as exit_:  # argparse already printed its one-line error / help
         return int(exit_.code or 0)
-    if args.size is not None and args.size < 16:
-        print(f"impasto explain {args.method}: error: --size must be at least 16", file=sys.stderr)
-        return 2
     try:
+        check_output_path(args)
         args.run(args)
-    except (ImpastoError, WeightsUnavailableError, ValueError, OSError) as err:
+    except ImpastoError as err:
         message = str(err).splitlines()[0] if str(err) else type(err).__name__
         print(f"impasto explain {args.method}: error: {message}", file=sys.stderr)
         return 2

@@ -1,6 +1,7 @@
 """The image-optimisation methods of ``impasto explain``: ``inversion``, ``deepdream``, ``texture``
 and ``gatys``. Each is ``name -> (add_arguments(subparser), run(args) -> figure path)``;
-:mod:`impasto.models.analysis.explain` adds the common options (``--image``, ``-o``, ``--seed``, ``--size``).
+:mod:`impasto.models.analysis.explain` registers them with the common options of
+:mod:`impasto.models.analysis.cli_common` (``--image``, ``-o``, ``--seed``, ``--size``).
 
 All four optimise an image through the embedded VGG19 (offline) and default to scikit-image's
 bundled photos; default sizes and step counts finish in about two minutes on two CPU cores.
@@ -16,6 +17,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from impasto.models.analysis.cli_common import (
+    IMAGE_SIDE,
+    NON_NEGATIVE_FLOAT,
+    NON_NEGATIVE_INT,
+    POSITIVE_FLOAT,
+    POSITIVE_INT,
+    Methods,
+    Report,
+    bounded,
+)
 from impasto.models.analysis.errors import AnalysisError
 
 # Default image side (longer side, pixels) per method when --size is not given.
@@ -58,46 +69,13 @@ def size_of(args) -> int:
     return args.size or DEFAULT_SIZE[args.method]
 
 
-# -------------------------------------------------------------------------------------- figures
-
-def sized_figure(images: Sequence[torch.Tensor], titles: Sequence[str], title: str = "", *, height: float = 3.2,
-                 max_width: float = 16.0):
-    """One row of images drawn at their relative pixel sizes (a 2x texture looks 2x larger)."""
-    from impasto.models.analysis.figures import plt, to_hwc
-
-    widths = [int(x.shape[-1]) for x in images]
-    tallest = max(int(x.shape[-2]) for x in images)
-    fig_w = min(max_width, height * sum(widths) / tallest + 0.3)
-    fig, axes = plt.subplots(1, len(images), figsize=(fig_w, fig_w * tallest / sum(widths) + 1.0),
-                             gridspec_kw={"width_ratios": widths}, squeeze=False)
-    for ax, x, t in zip(axes[0], images, titles):
-        ax.imshow(np.clip(to_hwc(x[0] if x.dim() == 4 else x), 0, 1), extent=(0, x.shape[-1], x.shape[-2], 0))
-        ax.set_xlim(0, x.shape[-1])
-        ax.set_ylim(tallest, 0)  # top-aligned, at the same pixel scale as the tallest image
-        ax.set_title(t, fontsize=9)
-        ax.axis("off")
-    if title:
-        fig.suptitle(title, fontsize=11)
-    fig.tight_layout(rect=(0, 0, 1, 0.93 if title else 1))  # keep the suptitle clear of two-line titles
-    return fig
-
-
-def _report():
-    from impasto.models.analysis.explain import Report
-
-    return Report()
-
+# ------------------------------------------------------------------------------------ arguments
 
 def _common_optim_arguments(p: argparse.ArgumentParser, steps: int, optimizer: str = "lbfgs"):
-    p.add_argument("--steps", type=int, default=steps, help=f"optimisation steps (default {steps})")
+    p.add_argument("--steps", type=POSITIVE_INT, default=steps, help=f"optimisation steps (default {steps})")
     p.add_argument("--optimizer", choices=("lbfgs", "adam"), default=optimizer,
                    help=f"lbfgs (strong-Wolfe line search) or adam (default {optimizer})")
-    p.add_argument("--lr", type=float, help="step size (default: 1 for lbfgs, 0.02 for adam)")
-
-
-def _check_steps(args):
-    if args.steps < 1:
-        raise AnalysisError("--steps must be at least 1")
+    p.add_argument("--lr", type=POSITIVE_FLOAT, help="step size (default: 1 for lbfgs, 0.02 for adam)")
 
 
 def _layers(names: Sequence[str]) -> list[str]:
@@ -117,17 +95,17 @@ def _inversion_args(p):
 
     p.add_argument("--layers", nargs="+", default=list(INVERSION_LAYERS),
                    help="VGG19 layers to reconstruct from, one figure panel each (default: the last ReLU of each block)")
-    p.add_argument("--tv-weight", type=float, default=0.05, help="total-variation regulariser weight")
+    p.add_argument("--tv-weight", type=NON_NEGATIVE_FLOAT, default=0.05, help="total-variation regulariser weight")
     _common_optim_arguments(p, steps=100)
 
 
 def run_inversion(args) -> Path:
     """feature inversion: reconstruct an image from one layer's features"""
+    from impasto.models.analysis.figures import sized_figure
     from impasto.models.analysis.synthesis import invert_features
 
-    _check_steps(args)
     layers = _layers(args.layers)
-    report = _report()
+    report = Report()
     names, (x,) = load(args.image, ["chelsea"], size_of(args), limit=1)
     report(f"{names[0]} {x.shape[-1]}x{x.shape[-2]}: inverting {', '.join(layers)} from noise "
            f"({args.steps} {args.optimizer} steps each, TV weight {args.tv_weight:g})")
@@ -153,24 +131,22 @@ def run_inversion(args) -> Path:
 def _deepdream_args(p):
     p.add_argument("--layers", nargs="+", default=["relu3_4", "relu4_2"],
                    help="VGG19 layers to amplify, one figure panel each (default: relu3_4 relu4_2)")
-    p.add_argument("--octaves", type=int, default=4, help="number of scales (default 4)")
-    p.add_argument("--octave-scale", type=float, default=1.4, help="size ratio between octaves")
-    p.add_argument("--steps", type=int, default=10, help="gradient-ascent steps per octave (default 10)")
-    p.add_argument("--lr", type=float, default=0.006,
+    p.add_argument("--octaves", type=POSITIVE_INT, default=4, help="number of scales (default 4)")
+    p.add_argument("--octave-scale", type=bounded(float, above=1), default=1.4, help="size ratio between octaves")
+    p.add_argument("--steps", type=POSITIVE_INT, default=10, help="gradient-ascent steps per octave (default 10)")
+    p.add_argument("--lr", type=POSITIVE_FLOAT, default=0.006,
                    help="step size of the normalised gradient (default 0.006, the classic 1.5/255)")
-    p.add_argument("--jitter", type=int, default=16, help="random shift in pixels at every step")
+    p.add_argument("--jitter", type=NON_NEGATIVE_INT, default=16, help="random shift in pixels at every step")
 
 
 def run_deepdream(args) -> Path:
     """DeepDream: amplify what a layer sees, with octaves and jitter"""
+    from impasto.models.analysis.figures import sized_figure
     from impasto.models.analysis.synthesis import DreamObjective, deepdream
     from impasto.models.features import FeatureExtractor
 
-    _check_steps(args)
-    if args.octaves < 1 or args.octave_scale <= 1:
-        raise AnalysisError("--octaves must be at least 1 and --octave-scale above 1")
     layers = _layers(args.layers)
-    report = _report()
+    report = Report()
     names, (x,) = load(args.image, ["chelsea"], size_of(args), limit=1)
     outputs, titles = [x], [names[0]]
     for layer in layers:
@@ -194,19 +170,18 @@ def _texture_args(p):
     from impasto.models.analysis.synthesis import TEXTURE_LAYERS
 
     p.add_argument("--layers", nargs="+", default=list(TEXTURE_LAYERS), help="VGG19 layers whose Grams are matched")
-    p.add_argument("--scale", type=float, default=2.0, help="output size relative to the sample (default 2)")
+    p.add_argument("--scale", type=bounded(float, 0.25, 8), default=2.0,
+                   help="output size relative to the sample, 0.25 to 8 (default 2)")
     _common_optim_arguments(p, steps=150)
 
 
 def run_texture(args) -> Path:
     """Gram-matrix texture synthesis from a sample (Gatys et al. 2015)"""
+    from impasto.models.analysis.figures import sized_figure
     from impasto.models.analysis.synthesis import synthesize_texture
 
-    _check_steps(args)
-    if not 0.25 <= args.scale <= 8:
-        raise AnalysisError("--scale must be between 0.25 and 8")
     layers = _layers(args.layers)
-    report = _report()
+    report = Report()
     size = size_of(args)
     if args.image:
         names, (sample,) = load(args.image, [], size, limit=1)
@@ -231,13 +206,13 @@ def _gatys_args(p):
 
     p.add_argument("--style", nargs="+", metavar="PATH",
                    help=f"style image(s) (default: scikit-image's {DEFAULT_TEXTURE} slide)")
-    p.add_argument("--style-weights", nargs="+", type=float, metavar="W",
+    p.add_argument("--style-weights", nargs="+", type=NON_NEGATIVE_FLOAT, metavar="W",
                    help="one weight per style image: their Gram matrices are averaged with these weights")
-    p.add_argument("--style-size", type=int, help="longer side of the style images (default: --size)")
+    p.add_argument("--style-size", type=IMAGE_SIDE, help="longer side of the style images (default: --size)")
     p.add_argument("--content-layer", default="relu4_2", help="VGG19 content layer (default relu4_2)")
-    p.add_argument("--content-weight", type=float, default=CONTENT_WEIGHT)
-    p.add_argument("--style-weight", type=float, default=STYLE_WEIGHT)
-    p.add_argument("--tv-weight", type=float, default=TV_WEIGHT)
+    p.add_argument("--content-weight", type=NON_NEGATIVE_FLOAT, default=CONTENT_WEIGHT)
+    p.add_argument("--style-weight", type=NON_NEGATIVE_FLOAT, default=STYLE_WEIGHT)
+    p.add_argument("--tv-weight", type=NON_NEGATIVE_FLOAT, default=TV_WEIGHT)
     p.add_argument("--preserve-color", nargs="?", const="luminance", choices=("luminance", "histogram"),
                    help="keep the content's colours: luminance-only transfer (the default when given) "
                         "or style colours matched to the content's")
@@ -247,11 +222,11 @@ def _gatys_args(p):
 
 def run_gatys(args) -> Path:
     """optimisation style transfer (Gatys et al.), several style images, colour preservation"""
+    from impasto.models.analysis.figures import sized_figure
     from impasto.models.analysis.style_transfer import STYLE_LAYERS, gatys_transfer
 
-    _check_steps(args)
     _layers([args.content_layer])
-    report = _report()
+    report = Report()
     size = size_of(args)
     names, (content,) = load(args.image, ["astronaut"], size, limit=1)
     style_size = args.style_size or size
@@ -261,6 +236,8 @@ def run_gatys(args) -> Path:
         style_names, styles = [f"{DEFAULT_TEXTURE} (crop)"], [default_texture(style_size)]
     if args.style_weights is not None and len(args.style_weights) != len(styles):
         raise AnalysisError(f"--style-weights needs one weight per style image ({len(styles)})")
+    if args.style_weights is not None and not any(args.style_weights):
+        raise AnalysisError("--style-weights: at least one weight must be above 0")
     start = time.perf_counter()
     res = gatys_transfer(content, styles, args.style_weights, content_layers={args.content_layer: 1.0},
                          style_layers=STYLE_LAYERS, content_weight=args.content_weight, style_weight=args.style_weight,
@@ -280,7 +257,7 @@ def run_gatys(args) -> Path:
     return report.finish(args, sized_figure(panels, titles, "Optimisation style transfer (Gatys et al., VGG19)"))
 
 
-METHODS = {
+METHODS: Methods = {
     "inversion": (_inversion_args, run_inversion),
     "deepdream": (_deepdream_args, run_deepdream),
     "texture": (_texture_args, run_texture),

@@ -1,17 +1,20 @@
-"""Matplotlib figures in the layouts of the lecture slides (Agg backend, no display needed)."""
+"""Matplotlib figures in the layouts of the lecture slides.
+
+Built with the object-oriented API (:class:`matplotlib.figure.Figure`), which needs neither pyplot
+nor a display: the process's backend and pyplot's figure list are left alone, so the figures work
+inside notebooks and GUI programs as well as on headless machines. Import this module only where
+a figure is drawn; it is what pulls in matplotlib.
+"""
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import matplotlib
 import numpy as np
 import torch
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.offsetbox import AnnotationBbox, OffsetImage  # noqa: E402
+from matplotlib.figure import Figure
+from matplotlib.offsetbox import AnnotationBbox, OffsetImage
 
 
 def to_hwc(image) -> np.ndarray:
@@ -62,8 +65,8 @@ def _draw(ax, p: Panel):
 def panels_figure(rows: Sequence[Sequence[Panel]], title: str = "", panel_size: float = 2.6):
     """One row of panels per image (original, map, overlay, ...)."""
     nrows, ncols = len(rows), max(len(r) for r in rows)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(max(panel_size * ncols, 5.0), panel_size * nrows + 0.4),
-                             squeeze=False)
+    fig = Figure(figsize=(max(panel_size * ncols, 5.0), panel_size * nrows + 0.4))
+    axes = fig.subplots(nrows, ncols, squeeze=False)
     for r, row in enumerate(rows):
         for c in range(ncols):
             if c < len(row):
@@ -80,8 +83,8 @@ def grid_figure(tiles: Sequence, ncols: int, title: str = "", tile_size: float =
                 row_labels: Sequence[str] | None = None, tile_titles: Sequence[str] | None = None, cmap="gray"):
     """A grid of small images (filters, activation maps, patches), no gaps, optional row labels."""
     nrows = max(1, -(-len(tiles) // ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(tile_size * ncols + (1.2 if row_labels else 0.2),
-                                                     tile_size * nrows + 0.6), squeeze=False)
+    fig = Figure(figsize=(tile_size * ncols + (1.2 if row_labels else 0.2), tile_size * nrows + 0.6))
+    axes = fig.subplots(nrows, ncols, squeeze=False)
     for i, ax in enumerate(axes.flat):
         ax.set_xticks([])
         ax.set_yticks([])
@@ -106,7 +109,8 @@ def grid_figure(tiles: Sequence, ncols: int, title: str = "", tile_size: float =
 def scatter_thumbnails(coords: np.ndarray, images: Sequence, labels: Sequence[str] = (), title: str = "",
                        zoom: float = 0.35):
     """2-D embedding with each point drawn as its image (the lecture's t-SNE picture)."""
-    fig, ax = plt.subplots(figsize=(9, 8))
+    fig = Figure(figsize=(9, 8))
+    ax = fig.subplots()
     ax.scatter(coords[:, 0], coords[:, 1], s=4, alpha=0.3)
     for i, (xy, img) in enumerate(zip(coords, images)):
         ab = AnnotationBbox(OffsetImage(np.clip(to_hwc(img), 0, 1), zoom=zoom), xy, frameon=True, pad=0.1)
@@ -132,8 +136,8 @@ def neighbors_figure(images: Sequence, names: Sequence[str], queries: Sequence[i
     """Per query row: the query, its pixel-space neighbours, then its feature-space neighbours."""
     k = pixel_nn.shape[1]
     ncols = 1 + 2 * k
-    fig, axes = plt.subplots(len(queries), ncols, figsize=(1.5 * ncols + 0.4, 1.6 * len(queries) + 0.6),
-                             squeeze=False)
+    fig = Figure(figsize=(1.5 * ncols + 0.4, 1.6 * len(queries) + 0.6))
+    axes = fig.subplots(len(queries), ncols, squeeze=False)
     for r, q in enumerate(queries):
         cells = [(q, f"query\n{names[q]}")] + [(int(j), names[int(j)]) for j in pixel_nn[r]] \
             + [(int(j), names[int(j)]) for j in feature_nn[r]]
@@ -159,9 +163,28 @@ def neighbors_figure(images: Sequence, names: Sequence[str], queries: Sequence[i
     return fig
 
 
-def save_figure(fig, path: str | Path, dpi: int = 100) -> Path:
+def sized_figure(images: Sequence[torch.Tensor], titles: Sequence[str], title: str = "", *, height: float = 3.2,
+                 max_width: float = 16.0):
+    """One row of images drawn at their relative pixel sizes (a 2x texture looks 2x larger)."""
+    widths = [int(x.shape[-1]) for x in images]
+    tallest = max(int(x.shape[-2]) for x in images)
+    fig_w = min(max_width, height * sum(widths) / tallest + 0.3)
+    fig = Figure(figsize=(fig_w, fig_w * tallest / sum(widths) + 1.0))
+    axes = fig.subplots(1, len(images), width_ratios=widths, squeeze=False)
+    for ax, x, t in zip(axes[0], images, titles):
+        ax.imshow(np.clip(to_hwc(x[0] if x.dim() == 4 else x), 0, 1), extent=(0, x.shape[-1], x.shape[-2], 0))
+        ax.set_xlim(0, x.shape[-1])
+        ax.set_ylim(tallest, 0)  # top-aligned, at the same pixel scale as the tallest image
+        ax.set_title(t, fontsize=9)
+        ax.axis("off")
+    if title:
+        fig.suptitle(title, fontsize=11)
+    fig.tight_layout(rect=(0, 0, 1, 0.93 if title else 1))  # keep the suptitle clear of two-line titles
+    return fig
+
+
+def save_figure(fig: Figure, path: str | Path, dpi: int = 100) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=dpi)
-    plt.close(fig)
     return path

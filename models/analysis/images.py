@@ -6,39 +6,26 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
 
 from impasto.core.errors import ImageError
-from impasto.core.imageio import open_image
+from impasto.core.imageio import SKIMAGE_PHOTOS, expand_inputs, open_image, skimage_photo
 from impasto.models.analysis.errors import AnalysisError
-from impasto.serving.stylize import expand_inputs
+from impasto.models.images import pil_to_tensor
 
-# Colour photos bundled with scikit-image (no download); the first few are ImageNet-like subjects.
-SKIMAGE_PHOTOS = ("chelsea", "coffee", "rocket", "astronaut", "motorcycle_left", "hubble_deep_field",
-                  "immunohistochemistry", "retina")
+# ImageNet-like subjects among scikit-image's photos (bundled, no download).
 DEFAULT_SINGLE = ("chelsea", "coffee", "rocket")
+# The set methods look for neighbours: the other half of a stereo pair would be a trivial one, and
+# the colour wheel is no photo.
+DEFAULT_SET = tuple(name for name in SKIMAGE_PHOTOS if name not in ("motorcycle_right", "colorwheel"))
 
 
 @dataclass
 class NamedImage:
     name: str
     image: Image.Image  # RGB
-
-
-def skimage_photo(name: str) -> Image.Image:
-    from skimage import data
-
-    stereo = {"motorcycle_left": lambda: data.stereo_motorcycle()[0], "motorcycle_right": lambda: data.stereo_motorcycle()[1]}
-    loader = stereo.get(name) or getattr(data, name, None)
-    if loader is None:
-        raise AnalysisError(f"no scikit-image photo named {name!r}")
-    arr = np.asarray(loader())
-    if arr.ndim == 2:
-        arr = np.stack([arr] * 3, -1)
-    return Image.fromarray(arr[..., :3].astype(np.uint8), "RGB")
 
 
 def default_images(names: Sequence[str] = DEFAULT_SINGLE) -> list[NamedImage]:
@@ -49,7 +36,7 @@ def default_image_set() -> list[NamedImage]:
     """16 images for the set methods (neighbours, embedding, patches): each bundled colour photo
     and its mirror image, so that feature-space neighbours have something to find."""
     out = []
-    for photo in default_images(SKIMAGE_PHOTOS):
+    for photo in default_images(DEFAULT_SET):
         out.append(photo)
         out.append(NamedImage(photo.name + "-flip", photo.image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)))
     return out
@@ -84,7 +71,7 @@ def load_images(specs: Sequence[str] | None, *, default: Sequence[NamedImage] | 
 def to_tensor(img: Image.Image, size: int, *, crop: bool = True) -> torch.Tensor:
     """``[3, size, size]``: shorter side resized to ``size`` then centre-cropped (the standard
     ImageNet evaluation view), or the whole image squashed when ``crop`` is False."""
-    x = torch.from_numpy(np.asarray(img, dtype=np.float32).copy()).permute(2, 0, 1)[None] / 255.0
+    x = pil_to_tensor(img)[None]
     h, w = x.shape[-2:]
     if crop:
         scale = size / min(h, w)

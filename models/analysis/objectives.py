@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Union
 
 import torch
 from torch import nn
@@ -24,7 +23,7 @@ class Neuron:
     x: int | None = None
 
 
-Target = Union[int, Sequence[int], torch.Tensor, Neuron]
+Target = int | Sequence[int] | torch.Tensor | Neuron
 
 
 def class_indices(target, batch: int, num_classes: int) -> torch.Tensor:

@@ -1,8 +1,8 @@
 """Optimisation style transfer (Gatys, Ecker & Bethge 2016): optimise the image itself to match a
 content image's features and the (weighted mean) Gram matrices of one or several style images.
 
-Same losses, layers and weight scale as the feed-forward training (:mod:`impasto.models.losses`), so
-weights tuned here carry over.
+The objective *is* the feed-forward training's loss (:class:`impasto.models.losses.PerceptualLoss`),
+evaluated on the image instead of a network's output, so weights tuned here carry over.
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from impasto.models.analysis.color import PRESERVE_COLOR, luminance, match_color
 from impasto.models.analysis.optimize import Callback, OptimResult, optimize_image
 from impasto.models.analysis.synthesis import noise_image
 from impasto.models.features import FeatureExtractor
-from impasto.models.losses import content_loss, style_loss, total_variation, weighted_gram_targets
+from impasto.models.losses import PerceptualLoss
 
 CONTENT_LAYERS = {"relu4_2": 1.0}
 STYLE_LAYERS = {name: 1.0 for name in ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")}
@@ -30,7 +30,8 @@ TV_WEIGHT = 10.0
 
 class GatysObjective:
     """``content_weight * sum_l w_l * MSE(F_l, F_l(content)) + style_weight * sum_l w_l *
-    MSE(G_l, target G_l) + tv_weight * TV``: the perceptual loss, evaluated on the image itself."""
+    MSE(G_l, target G_l) + tv_weight * TV``: the perceptual loss with one (blended) style, evaluated
+    on the image itself. The content's features are computed once, not at every evaluation."""
 
     def __init__(self, encoder: FeatureExtractor, content: torch.Tensor, styles: Sequence[torch.Tensor],
                  style_image_weights: Sequence[float] | None = None, *,
@@ -39,20 +40,21 @@ class GatysObjective:
                  tv_weight: float = TV_WEIGHT):
         if not styles:
             raise ValueError("need at least one style image")
-        self.encoder = encoder
-        self.content_layers, self.style_layers = dict(content_layers), dict(style_layers)
-        self.content_weight, self.style_weight, self.tv_weight = content_weight, style_weight, tv_weight
+        self.loss = PerceptualLoss(encoder, content_layers, style_layers, content_weight=content_weight,
+                                   style_weight=style_weight, tv_weight=tv_weight)
+        self.loss.set_style_targets([(list(styles), style_image_weights)])
+        self.content = content
         with torch.no_grad():
-            feats = encoder(content)
-            self.content_targets = {l: feats[l] for l in self.content_layers}
-        self.style_targets = weighted_gram_targets(encoder, styles, style_image_weights, list(self.style_layers))
+            self.content_features = encoder(content)
+
+    def style_target(self, layer: str) -> torch.Tensor:
+        """The blended Gram target ``[C, C]`` of ``layer``."""
+        return self.loss.style_target(layer, self.loss.identity_mask.new_ones(1, 1))[0]
 
     def __call__(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
-        feats = self.encoder(image)
-        c = sum(w * content_loss(feats[l], self.content_targets[l]) for l, w in self.content_layers.items())
-        s = sum(w * style_loss(feats[l], self.style_targets[l]) for l, w in self.style_layers.items())
-        return {"content": self.content_weight * c, "style": self.style_weight * s,
-                "tv": self.tv_weight * total_variation(image)}
+        terms = self.loss(image, self.content, content_features=self.content_features)
+        del terms["total"]  # the optimisation loop sums the terms itself
+        return terms
 
 
 class _GreyObjective:

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from impasto.models.analysis.optimize import Callback, OptimResult, optimize_image
 from impasto.models.features import FeatureExtractor
-from impasto.models.losses import content_loss, style_loss, total_variation, weighted_gram_targets
+from impasto.models.losses import content_loss, layer_sum, style_loss, total_variation, weighted_gram_targets
 
 # The last ReLU of every VGG19 block: the VGG16 layers of Mahendran & Vedaldi's figure (relu3_3,
 # relu4_3, relu5_3) are the deepest of their block, and VGG19's blocks 3-5 have four convolutions.
@@ -68,16 +68,15 @@ class GramObjective:
 
     def __init__(self, encoder: FeatureExtractor, samples: Sequence[torch.Tensor], layers: Sequence[str],
                  sample_weights: Sequence[float] | None = None, layer_weights: Sequence[float] | None = None):
-        self.encoder, self.layers = encoder, list(layers)
-        self.layer_weights = list(layer_weights) if layer_weights is not None else [1.0] * len(self.layers)
-        if len(self.layer_weights) != len(self.layers):
+        layer_weights = list(layer_weights) if layer_weights is not None else [1.0] * len(layers)
+        if len(layer_weights) != len(layers):
             raise ValueError("need one layer weight per texture layer")
-        self.targets = weighted_gram_targets(encoder, samples, sample_weights, self.layers)
+        self.encoder, self.layer_weights = encoder, dict(zip(layers, layer_weights))
+        self.targets = weighted_gram_targets(encoder, samples, sample_weights, list(self.layer_weights))
 
     def __call__(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
-        feats = self.encoder(image)
-        return {"style": sum(w * style_loss(feats[l], self.targets[l])
-                             for l, w in zip(self.layers, self.layer_weights))}
+        # The style term of the perceptual loss, alone.
+        return {"style": layer_sum(style_loss, self.encoder(image), self.targets, self.layer_weights)}
 
 
 def synthesize_texture(sample: torch.Tensor, *, scale: float = 2.0, size: tuple[int, int] | None = None,

@@ -15,3 +15,7 @@ class StyleError(ImpastoError):
 
 class ModelError(ImpastoError):
     """An ONNX model is missing, unreadable, or lacks impasto's metadata."""
+
+
+class OptionError(ImpastoError):
+    """A request option (strength, size, ...) is out of range."""

@@ -1,33 +1,24 @@
-"""An exported impasto ONNX model behind onnxruntime: metadata, style specs, inference.
+"""An exported impasto ONNX model behind onnxruntime: its checked contract, style specs, inference.
 
-Model contract (written by ``impasto export``):
-- input ``image``: float32 ``[N, 3, H, W]`` RGB in [0, 1], dynamic N/H/W;
-- input ``style_weights``: float32 ``[N, num_styles]`` (conditional-instance-norm models only);
-- output ``stylized``: float32 ``[N, 3, H, W]`` RGB in [0, 1];
-- ``metadata_props``: ``impasto.style_names`` (JSON list), ``impasto.pixel_convention``,
-  ``impasto.training_config`` (YAML), optional ``impasto.style_info`` (JSON, per style) and
-  ``impasto.identity_style`` (the name of a style that reproduces its input, if trained).
+The graph's names and metadata are described in :mod:`impasto.core.contract`.
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
+from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from impasto.core.contract import INPUT_IMAGE, INPUT_STYLE_WEIGHTS, MIN_SIDE, OUTPUT, check_io, read_metadata
 from impasto.core.errors import ModelError, StyleError
+from impasto.core.stylespec import StyleItem, parse_style_spec, weight_vector
 
 log = logging.getLogger(__name__)
 
-META_STYLE_NAMES = "impasto.style_names"
-META_PIXELS = "impasto.pixel_convention"
-META_CONFIG = "impasto.training_config"
-META_STYLE_INFO = "impasto.style_info"
-META_IDENTITY = "impasto.identity_style"
-PIXEL_CONVENTION = "float32 RGB [0,1] NCHW"
 # Models shipped inside the package: the defaults of `impasto stylize`, `styles` and `serve`.
 # They are package data of impasto.serving; found through the import system (not a path relative
 # to this file), which holds for editable installs and wheels alike.
@@ -51,45 +42,30 @@ def resolve_providers(device: str = "auto") -> list[str]:
     raise ModelError(f"unknown device {device!r}; use auto, cpu or cuda")
 
 
-def parse_style_spec(spec: str | None, style_names: list[str], default: str | None = None) -> np.ndarray:
-    """``"name"`` or ``"name:w,name:w"`` -> normalised float32 weights over ``style_names``.
-
-    Weights must be non-negative numbers that do not sum to zero; a bare name counts as weight 1.
-    """
-    weights = np.zeros(len(style_names), dtype=np.float32)
-    spec = (spec or default or style_names[0]).strip()
-    if not spec:
-        raise StyleError("empty style specification")
-    for part in spec.split(","):
-        name, sep, raw = part.strip().rpartition(":") if ":" in part else (part.strip(), "", "1")
-        name = name.strip()
-        if name not in style_names:
-            raise StyleError(f"unknown style {name!r}; available: {', '.join(style_names)}")
-        try:
-            w = float(raw)
-        except ValueError:
-            raise StyleError(f"style weight {raw!r} for {name!r} is not a number") from None
-        if not np.isfinite(w) or w < 0:
-            raise StyleError(f"style weight for {name!r} must be a finite number >= 0, got {raw}")
-        weights[style_names.index(name)] += w
-    if weights.sum() <= 0:
-        raise StyleError(f"style weights in {spec!r} sum to zero")
-    return weights / weights.sum()
+def pad_to_min_side(images: np.ndarray) -> np.ndarray:
+    """Edge-pad ``[N, 3, H, W]`` at the bottom/right so both sides are at least ``MIN_SIDE``."""
+    height, width = images.shape[-2:]
+    if height >= MIN_SIDE and width >= MIN_SIDE:
+        return images
+    return np.pad(images, ((0, 0), (0, 0), (0, max(0, MIN_SIDE - height)), (0, max(0, MIN_SIDE - width))), mode="edge")
 
 
 class StyleModel:
     """One ONNX stylization model. onnxruntime sessions are thread-safe, so one per model."""
 
-    def __init__(self, path: str | os.PathLike, device: str = "auto", threads: int | None = None):
+    def __init__(self, path: str | os.PathLike, device: str = "auto", threads: int | None = None, *,
+                 options: Any = None, providers: Sequence[str] | None = None):
+        """``options`` (``onnxruntime.SessionOptions``) and ``providers`` (onnxruntime provider names,
+        in priority order) replace the defaults that ``device`` gives, for tuning (the speed benchmark)."""
         import onnxruntime as ort
 
         self.path = Path(path)
         if not self.path.is_file():
             raise ModelError(f"model not found: {self.path}")
-        options = ort.SessionOptions()
+        options = options or ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
-        providers = resolve_providers(device)
+        providers = list(providers) if providers else resolve_providers(device)
         try:
             self.session = ort.InferenceSession(str(self.path), options, providers=providers)
         except Exception as err:  # onnxruntime raises its own exception types for bad files
@@ -97,41 +73,65 @@ class StyleModel:
         if providers[0] not in self.session.get_providers():
             log.warning("%s could not be loaded; running %s on %s", providers[0], self.path.name,
                         ", ".join(self.session.get_providers()))
-        meta = self.session.get_modelmeta().custom_metadata_map
-        if META_STYLE_NAMES not in meta:
-            raise ModelError(f"{self.path}: no {META_STYLE_NAMES} metadata; export it with `impasto export`")
-        self.metadata = dict(meta)
-        self.style_names: list[str] = json.loads(meta[META_STYLE_NAMES])
-        self.style_info: dict = json.loads(meta.get(META_STYLE_INFO, "{}"))
-        self.identity_style: str | None = meta.get(META_IDENTITY) or None
-        inputs = {i.name for i in self.session.get_inputs()}
-        self.blendable = "style_weights" in inputs
+        meta = dict(self.session.get_modelmeta().custom_metadata_map)
+        contract = read_metadata(meta, str(self.path))
+        self.metadata = meta
+        self.style_names: list[str] = contract.style_names
+        self.style_info: dict[str, dict[str, Any]] = contract.style_info
+        self.identity_style: str | None = contract.identity_style
+        self.blendable = check_io((i.name for i in self.session.get_inputs()),
+                                  (o.name for o in self.session.get_outputs()), str(self.path))
         self.name = self.path.stem
 
     @property
     def providers(self) -> list[str]:
         return self.session.get_providers()
 
-    def style_weights(self, spec: str | None = None) -> np.ndarray:
-        """Parse a style spec into this model's weight vector (see :func:`parse_style_spec`)."""
-        weights = parse_style_spec(spec, self.style_names)
+    def style_weights(self, spec: str | Sequence[StyleItem] | None = None) -> np.ndarray:
+        """A style spec (see :mod:`impasto.core.stylespec`) -> this model's weight vector; a blank
+        spec is the first style. A ``MODEL/`` prefix must name this model."""
+        items = parse_style_spec(spec) if spec is None or isinstance(spec, str) else list(spec)
+        if not items:
+            items = [StyleItem(None, self.style_names[0], 1.0)]
+        for item in items:
+            if item.model is not None and item.model != self.name:
+                raise StyleError(f"style {item.model}/{item.name} is not in model {self.name!r}")
+        weights = weight_vector(items, self.style_names)
         if not self.blendable and np.count_nonzero(weights) > 1:
             raise StyleError(f"model {self.name} holds a single style and cannot blend")
         return weights
 
     def run(self, images: np.ndarray, style_weights: np.ndarray | None = None) -> np.ndarray:
-        """``[N, 3, H, W]`` float32 in [0, 1] (+ ``[N, S]`` weights) -> stylised ``[N, 3, H, W]``."""
-        feeds = {"image": np.ascontiguousarray(images, dtype=np.float32)}
+        """``[N, 3, H, W]`` float32 in [0, 1] (+ ``[N, S]`` weights) -> stylised ``[N, 3, H, W]``.
+
+        Sides under :data:`~impasto.core.contract.MIN_SIDE` are edge-padded for the network and
+        the output is cropped back, so any image of at least one pixel works.
+        """
+        images = np.asarray(images, dtype=np.float32)
+        if images.ndim != 4 or images.shape[1] != 3:
+            raise ModelError(f"{self.name}: expected images of shape [N, 3, H, W], got {list(images.shape)}")
+        n, _, height, width = images.shape
+        feeds = {INPUT_IMAGE: np.ascontiguousarray(pad_to_min_side(images))}
         if self.blendable:
             if style_weights is None:
-                style_weights = np.tile(self.style_weights(None), (images.shape[0], 1))
-            feeds["style_weights"] = np.ascontiguousarray(style_weights, dtype=np.float32).reshape(
-                images.shape[0], len(self.style_names))
-        return self.session.run(["stylized"], feeds)[0]
+                style_weights = np.tile(self.style_weights(None), (n, 1))
+            feeds[INPUT_STYLE_WEIGHTS] = np.ascontiguousarray(style_weights, dtype=np.float32).reshape(
+                n, len(self.style_names))
+        try:
+            output = self.session.run([OUTPUT], feeds)[0]
+        except Exception as err:  # onnxruntime raises its own exception types (shapes, memory, ...)
+            raise ModelError(f"{self.name}: inference failed ({err})".splitlines()[0]) from None
+        return output[:, :, :height, :width]
 
 
 def bundled_models() -> list[Path]:
     return sorted(BUNDLED_MODELS.glob("*.onnx")) if BUNDLED_MODELS.is_dir() else []
+
+
+def default_model_path() -> Path | None:
+    """The first model bundled with the package, if any: the default of every command."""
+    models = bundled_models()
+    return models[0] if models else None
 
 
 def find_models(directory: str | os.PathLike) -> list[Path]:

@@ -7,19 +7,19 @@ from __future__ import annotations
 import numpy as np
 
 # ITU-R BT.601 full-range (JPEG) RGB <-> YCbCr, offsets in [0, 1] units.
-_RGB_TO_YCBCR = np.array([[0.299, 0.587, 0.114],
-                          [-0.168736, -0.331264, 0.5],
-                          [0.5, -0.418688, -0.081312]], dtype=np.float32)
-_YCBCR_TO_RGB = np.linalg.inv(_RGB_TO_YCBCR).astype(np.float32)
-_OFFSET = np.array([0.0, 0.5, 0.5], dtype=np.float32)[:, None, None]
+RGB_TO_YCBCR = np.array([[0.299, 0.587, 0.114],
+                         [-0.168736, -0.331264, 0.5],
+                         [0.5, -0.418688, -0.081312]], dtype=np.float32)
+YCBCR_TO_RGB = np.linalg.inv(RGB_TO_YCBCR).astype(np.float32)
+YCBCR_OFFSET = np.array([0.0, 0.5, 0.5], dtype=np.float32)[:, None, None]
 
 
 def rgb_to_ycbcr(rgb: np.ndarray) -> np.ndarray:
-    return np.einsum("ij,jhw->ihw", _RGB_TO_YCBCR, rgb) + _OFFSET
+    return np.einsum("ij,jhw->ihw", RGB_TO_YCBCR, rgb) + YCBCR_OFFSET
 
 
 def ycbcr_to_rgb(ycc: np.ndarray) -> np.ndarray:
-    return np.einsum("ij,jhw->ihw", _YCBCR_TO_RGB, ycc - _OFFSET)
+    return np.einsum("ij,jhw->ihw", YCBCR_TO_RGB, ycc - YCBCR_OFFSET)
 
 
 def preserve_color(stylized: np.ndarray, original: np.ndarray) -> np.ndarray:

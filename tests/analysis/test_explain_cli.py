@@ -83,13 +83,57 @@ def test_unreadable_image(tmp_path, capsys):
     assert "bad.jpg" in capsys.readouterr().err
 
 
-def test_unknown_method():
+def test_unknown_method(capsys):
     assert explain.main(["no-such-method"]) == 2
+    err = capsys.readouterr().err
+    assert "invalid choice: 'no-such-method'" in err and len(err.strip().splitlines()) == 1
 
 
-def test_every_method_has_a_subcommand():
-    parser, _ = explain.build_parser()
-    for name in ("filters", "activations", "neighbors", "embedding", "patches", "occlusion", "saliency",
-                 "grabcut", "guided-backprop", "cam", "gradcam", "class-viz", "adversarial"):
+@pytest.mark.parametrize("argv,message", [
+    (["occlusion", "--window", "0"], "argument --window: must be at least 1, not 0"),
+    (["class-viz", "--lr", "-1"], "argument --lr: must be above 0, not -1"),
+    (["saliency", "--size", "8"], "argument --size: must be at least 16, not 8"),
+    (["adversarial", "--eps", "nan"], "argument --eps: must be a finite number"),
+    (["neighbors", "-k", "two"], "argument -k: invalid int value: 'two'"),
+])
+def test_bad_option_values_are_one_line(argv, message, capsys):
+    assert explain.main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("output,message", [
+    ("figure", "must end in a figure format"),
+    ("{file}/x.png", "cannot write"),   # found before the method runs
+    ("{dir}", "cannot write"),          # found when the figure is saved
+])
+def test_unusable_output_path_is_one_line(output, message, tmp_path, capsys):
+    blocker, taken = tmp_path / "file", tmp_path / "taken.png"
+    blocker.write_text("a file where a folder should be")
+    taken.mkdir()
+    assert explain.main(["filters", "-o", output.replace("{file}", str(blocker)).replace("{dir}", str(taken))]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_bug_is_not_dressed_up_as_a_user_error(monkeypatch):
+    """Only the project's user errors become "error: ..." + exit 2; a ValueError from inside a
+    method is a bug and keeps its traceback."""
+    def broken(args):
+        raise ValueError("internal inconsistency")
+
+    add_arguments, _ = explain.METHODS["saliency"]
+    monkeypatch.setitem(explain.METHODS, "saliency", (add_arguments, broken))
+    with pytest.raises(ValueError, match="internal inconsistency"):
+        explain.main(["saliency"])
+
+
+def test_registry_lists_every_method():
+    expected = {"filters", "activations", "neighbors", "embedding", "patches", "occlusion", "saliency", "grabcut",
+                "guided-backprop", "cam", "gradcam", "class-viz", "adversarial",
+                "inversion", "deepdream", "texture", "gatys"}
+    assert set(explain.METHODS) == expected
+    parser = explain.build_parser()
+    for name in expected:
         args = parser.parse_args([name])
         assert callable(args.run) and args.image is None and args.seed == 0

@@ -4,12 +4,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from impasto.models.analysis.color import match_color, rgb_to_yiq
+from impasto.models.analysis.color import match_color, rgb_to_ycbcr
 from impasto.models.analysis.hooks import all_hook_counts
 from impasto.models.analysis.optimize import OPTIMIZERS, optimize_image
 from impasto.models.analysis.style_transfer import GatysObjective, gatys_transfer
 from impasto.models.analysis.synthesis import DreamObjective, deepdream, invert_features, synthesize_texture
 from impasto.models.features import FeatureExtractor
+from impasto.models.losses import gram_matrix, total_variation
 from tests.analysis.conftest import TinyNet
 
 SHALLOW = ["relu1_1", "relu2_1", "relu2_2", "relu3_1"]
@@ -151,17 +152,32 @@ def test_gatys_loss_falls_and_moves_towards_style(encoder):
     assert not torch.allclose(res.image, content, atol=1e-3)
 
 
+def test_gatys_objective_is_content_plus_gram_style_plus_tv(encoder):
+    content, style, image = smooth_image(14, 32), smooth_image(15, 40), smooth_image(16, 32)
+    terms = GatysObjective(encoder, content, [style], **GATYS)(image)
+    with torch.no_grad():
+        feats, c_feats, s_feats = encoder(image), encoder(content), encoder(style)
+    expected = {
+        "content": F.mse_loss(feats["relu2_2"], c_feats["relu2_2"]),
+        "style": 1e3 * sum(F.mse_loss(gram_matrix(feats[l]), gram_matrix(s_feats[l])) for l in ("relu1_1", "relu2_1")),
+        "tv": total_variation(image),
+    }
+    assert set(terms) == set(expected)  # the loop adds the total itself
+    for k, v in expected.items():
+        torch.testing.assert_close(terms[k].detach(), v)
+
+
 def test_gatys_style_image_weights(encoder):
     content, a, b = smooth_image(6, 32), smooth_image(7, 32), smooth_image(8, 40)
     layers = {k: v for k, v in GATYS.items() if k.endswith("layers")}
-    only_a = GatysObjective(encoder, content, [a], **layers).style_targets
-    one_zero = GatysObjective(encoder, content, [a, b], [1.0, 0.0], **layers).style_targets
-    only_b = GatysObjective(encoder, content, [b], **layers).style_targets
-    mix = GatysObjective(encoder, content, [a, b], [3.0, 1.0], **layers).style_targets
+    only_a = GatysObjective(encoder, content, [a], **layers).style_target
+    one_zero = GatysObjective(encoder, content, [a, b], [1.0, 0.0], **layers).style_target
+    only_b = GatysObjective(encoder, content, [b], **layers).style_target
+    mix = GatysObjective(encoder, content, [a, b], [3.0, 1.0], **layers).style_target
     for layer in layers["style_layers"]:
-        assert torch.allclose(one_zero[layer], only_a[layer])
-        assert torch.allclose(mix[layer], 0.75 * only_a[layer] + 0.25 * only_b[layer], rtol=1e-5, atol=1e-6)
-        assert not torch.allclose(only_a[layer], only_b[layer])
+        assert torch.allclose(one_zero(layer), only_a(layer))
+        assert torch.allclose(mix(layer), 0.75 * only_a(layer) + 0.25 * only_b(layer), rtol=1e-5, atol=1e-6)
+        assert not torch.allclose(only_a(layer), only_b(layer))
     run = lambda styles, w: gatys_transfer(content, styles, w, encoder=encoder, steps=3, progress=False,  # noqa: E731
                                            **GATYS).image
     assert torch.allclose(run([a, b], [1.0, 0.0]), run([a], None), atol=1e-5)
@@ -173,7 +189,7 @@ def test_luminance_transfer_keeps_content_chroma(encoder):
     style = smooth_image(10, 32)
     res = gatys_transfer(content, [style], encoder=encoder, steps=5, preserve_color="luminance", progress=False,
                          **GATYS)
-    out, ref = rgb_to_yiq(res.image), rgb_to_yiq(content)
+    out, ref = rgb_to_ycbcr(res.image), rgb_to_ycbcr(content)
     inside = ((res.image > 0.002) & (res.image < 0.998)).all(dim=1, keepdim=True).expand(-1, 2, -1, -1)
     assert inside.float().mean() > 0.9
     assert torch.allclose(out[:, 1:][inside], ref[:, 1:][inside], atol=2e-3)

@@ -60,6 +60,9 @@ def test_gatys_with_weighted_style_files(tmp_path):
     (["gatys", "--style", "{good}", "--style-weights", "1", "2", "--steps", "1"], "one weight per style"),
     (["inversion", "--layers", "relu9_9", "--steps", "1"], "relu9_9"),
     (["deepdream", "--steps", "0"], "--steps"),
+    (["deepdream", "--jitter", "-1"], "--jitter"),
+    (["texture", "--lr", "0", "--steps", "1"], "--lr"),
+    (["gatys", "--style", "{good}", "--style-weights", "0", "--steps", "1"], "at least one weight"),
 ])
 def test_bad_input_exits_2(argv, message, tmp_path, capsys):
     bad = tmp_path / "bad.png"

@@ -40,7 +40,8 @@ def test_half_half_blend_is_between_the_two_styles(cin_model, tmp_path):
         outputs[spec] = np.asarray(Image.open(out), dtype=np.float32)
     a, b, mid = outputs["ihc"], outputs["hubble"], outputs["ihc:0.5,hubble:0.5"]
     d_ab = np.abs(a - b).mean()
-    print(f"mean abs difference (0-255): styles {d_ab:.2f}, blend-a {np.abs(mid - a).mean():.2f}, blend-b {np.abs(mid - b).mean():.2f}")
+    print(f"mean abs difference (0-255): styles {d_ab:.2f}, blend-a {np.abs(mid - a).mean():.2f}, "
+          f"blend-b {np.abs(mid - b).mean():.2f}")
     assert d_ab > 2.0  # the two styles were learned as different looks
     assert np.abs(mid - a).mean() < 0.8 * d_ab
     assert np.abs(mid - b).mean() < 0.8 * d_ab

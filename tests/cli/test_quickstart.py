@@ -5,7 +5,7 @@ import sys
 
 from PIL import Image
 
-from impasto.serving.stylize import default_model_path
+from impasto.core.model import default_model_path
 
 
 def quickstart(*args):

@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+from impasto.core.errors import ImpastoError
 from impasto.models.features import FeatureExtractor, WeightsUnavailableError, load_caffe_vgg19_state, vgg_layer_names
 
 VGG19_RELUS = ["relu1_1", "relu1_2", "relu2_1", "relu2_2", "relu3_1", "relu3_2", "relu3_3", "relu3_4",
@@ -74,3 +75,18 @@ def test_torchvision_backend_from_local_weights_file(tmp_path):
     assert fe.all_layer_names.count("relu3_3") == 1 and "relu3_4" not in fe.all_layer_names
     assert fe(torch.rand(1, 3, 32, 32))["relu4_3"].shape == (1, 512, 4, 4)
     assert len(vgg_layer_names(vgg16(weights=None).features)) == 31
+
+
+def test_unusable_weights_file_is_a_user_error(tmp_path):
+    """A user error (one line at the command line), never a traceback from torch.load."""
+    assert issubclass(WeightsUnavailableError, ImpastoError)
+    garbage = tmp_path / "garbage.pth"
+    garbage.write_bytes(b"not a checkpoint")
+    with pytest.raises(WeightsUnavailableError, match="not a readable vgg16 weights file"):
+        FeatureExtractor("vgg16", ["relu2_2"], weights_path=str(garbage))
+    with pytest.raises(WeightsUnavailableError, match="not a readable VGG19 weights file"):
+        FeatureExtractor("vgg19-caffe", ["relu2_2"], weights_path=str(garbage))
+    other = tmp_path / "other.pth"
+    torch.save({"features.0.weight": torch.zeros(1)}, other)
+    with pytest.raises(WeightsUnavailableError, match="not vgg16 weights"):
+        FeatureExtractor("vgg16", ["relu2_2"], weights_path=str(other))

@@ -5,7 +5,9 @@ from impasto.models.features import FeatureExtractor
 from impasto.models.losses import (
     PerceptualLoss,
     build_perceptual_loss,
+    content_loss,
     gram_matrix,
+    layer_sum,
     style_loss,
     total_variation,
     weighted_gram_targets,
@@ -120,3 +122,24 @@ def test_identity_pixel_term_weighs_each_sample_by_its_identity_share(encoder):
     unweighted = PerceptualLoss(encoder, {"relu2_2": 1.0}, {"relu1_1": 1.0})
     unweighted.set_style_targets([([torch.rand(1, 3, 32, 32)], None), ([], None)])
     assert "identity" not in unweighted(output, content, weights)  # off by default
+
+
+def test_layer_sum_weights_each_layer():
+    feats = {"a": torch.ones(1, 2, 3, 3), "b": torch.zeros(1, 2, 3, 3)}
+    targets = {"a": torch.zeros(1, 2, 3, 3), "b": torch.full((1, 2, 3, 3), 2.0)}
+    # mse: a -> 1, b -> 4
+    assert layer_sum(content_loss, feats, targets, {"a": 3.0, "b": 0.5}).item() == pytest.approx(3.0 + 2.0)
+
+
+def test_given_content_features_give_the_same_terms(encoder):
+    """A caller with a fixed content image (Gatys) passes its features once instead of per call."""
+    loss = PerceptualLoss(encoder, {"relu2_2": 1.0}, {"relu1_1": 1.0, "relu2_1": 0.5}, style_weight=10.0, tv_weight=0.1)
+    loss.set_style_targets([([torch.rand(1, 3, 32, 32)], None), ([], None)])  # one image style, one identity
+    output, content = torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32)
+    weights = torch.tensor([[1.0, 0.0], [0.3, 0.7]])
+    with torch.no_grad():
+        features = encoder(content)
+    fresh, given = loss(output, content, weights), loss(output, content, weights, content_features=features)
+    assert set(fresh) == set(given)
+    for k in fresh:
+        torch.testing.assert_close(given[k], fresh[k])

@@ -1,4 +1,5 @@
-"""Quality metrics (impasto.models.quality) and the quality benchmark script, on tiny images."""
+"""Quality metrics (impasto.models.quality) on tiny images; the benchmark built on them is tested in
+tests/benchmarks/test_quality.py."""
 from __future__ import annotations
 
 import itertools
@@ -110,76 +111,3 @@ def test_unknown_efficientnet_stage():
 
     with pytest.raises(ValueError, match="unknown EfficientNet stage"):
         EfficientNetFeatures(["blocks.9"], classifier=object())
-
-
-# ------------------------------------------------------------------------------------ script
-
-@pytest.fixture()
-def bench_dirs(tmp_path):
-    from impasto.training.images import load_pil
-
-    content, styles = tmp_path / "content", tmp_path / "styles"
-    content.mkdir()
-    styles.mkdir()
-    for name in ("astronaut", "chelsea", "coffee", "rocket"):
-        load_pil(f"skimage:{name}").resize((96, 72)).save(content / f"{name}.png")
-    load_pil("skimage:colorwheel").resize((80, 80)).save(styles / "a.png")
-    return content, styles
-
-
-def _tiny_model(path):
-    from impasto.models.transformer import StylizationNetwork
-    from impasto.training.export import export_onnx
-
-    torch.manual_seed(0)
-    net = StylizationNetwork(widths=(8, 16, 16), num_residual_blocks=1, norm="conditional_instance",
-                             num_styles=2, style_names=["a", "b"])
-    return export_onnx(net, path)
-
-
-def test_benchmark_end_to_end(tmp_path, bench_dirs, capsys):
-    from benchmarks.quality import main
-
-    content, styles = bench_dirs
-    model = _tiny_model(tmp_path / "tiny.onnx")
-    output = tmp_path / "out" / "bench.md"
-    rc = main(["--styles-dir", str(styles), "--content-dir", str(content), "--model", str(model),
-               "--johnson", str(model), "--no-peer", "--gatys-steps", "2", "--gatys-photos", "1", "--num-photos", "2", "--size", "64",
-               "--holdout-every", "2", "--threads", "1", "--output", str(output)])
-    assert rc == 0
-    text = output.read_text()
-    assert "| method | photos | S_vgg | C_vgg | S_eff | C_eff | s/photo |" in text
-    assert "## a" in text and "## Summary" in text
-    section = text.split("## a", 1)[1].split("## Summary", 1)[0]
-    rows = {line.split("|")[1].strip(): line for line in section.splitlines() if line.startswith("| ")}
-    assert "tiny" in rows and "gatys (2 L-BFGS steps)" in rows and "photo (no stylisation)" in rows
-    # held-out = every 2nd of 4 sorted photos -> 2; Gatys on 1 only
-    assert rows["tiny"].split("|")[2].strip() == "2"
-    assert rows["gatys (2 L-BFGS steps)"].split("|")[2].strip() == "1"
-    photo_row = rows["photo (no stylisation)"].split("|")
-    assert float(photo_row[4]) == 0 and float(photo_row[6]) == 0  # C_vgg, C_eff of the photo itself
-    assert "summary" in capsys.readouterr().out
-    # The acceptance comparison: the same network as "Johnson" is exactly on par, and no peer ran.
-    comparison = text.split("## tiny vs peer and Johnson, vgg judge", 1)[1].split("##", 1)[0]
-    row = [c.strip() for c in next(l for l in comparison.splitlines() if l.startswith("| a ")).split("|")[1:-1]]
-    assert row[3:6] == ["–", "–", "–"] and row[6:] == ["1.00", "1.00", "yes"]
-
-
-def test_benchmark_clear_errors(tmp_path, bench_dirs, capsys):
-    from benchmarks.quality import main
-
-    content, styles = bench_dirs
-    assert main(["--styles-dir", str(tmp_path / "nope"), "--content-dir", str(content)]) == 2
-    assert "styles folder not found" in capsys.readouterr().err
-    bad = tmp_path / "bad.onnx"
-    bad.write_bytes(b"not onnx")
-    assert main(["--styles-dir", str(styles), "--content-dir", str(content), "--model", str(bad)]) == 2
-    err = capsys.readouterr().err.strip()
-    assert "not a loadable ONNX model" in err and len(err.splitlines()) == 1
-    assert main(["--styles-dir", str(styles), "--content-dir", str(content), "--styles", "zzz"]) == 2
-    assert "zzz" in capsys.readouterr().err
-    assert main(["--styles-dir", str(styles), "--content-dir", str(content), "--device", "gpu"]) == 2
-    assert "not a torch device" in capsys.readouterr().err
-    if not torch.cuda.is_available():
-        assert main(["--styles-dir", str(styles), "--content-dir", str(content), "--device", "cuda"]) == 2
-        assert "no CUDA device" in capsys.readouterr().err

@@ -1,21 +1,20 @@
-"""The real-time network config (issue 5): composes, keeps the model contract, exports, stays small."""
+"""The real-time network config: composes, keeps the model contract, exports, stays small."""
 import pytest
 import torch
-from hydra import compose, initialize_config_module
-from hydra.utils import instantiate
 
 from impasto.models.transformer import ConditionalInstanceNorm2d, StylizationNetwork, conv_macs, one_hot_styles
+from impasto.training.config import compose_config
+from impasto.training.networks import build_network
 
 STYLES = ["starry", "wave", "mosaic"]
 
 
 def _network(config: str, **kwargs) -> StylizationNetwork:
-    with initialize_config_module("impasto.conf", version_base="1.3"):
-        cfg = compose(config_name="train", overrides=[f"network={config}"])
+    cfg = compose_config([f"network={config}"])
     if cfg.network.norm == "conditional_instance":
         kwargs.setdefault("num_styles", len(STYLES))
         kwargs.setdefault("style_names", STYLES)
-    return instantiate(cfg.network, **kwargs)
+    return build_network(cfg.network, **kwargs)
 
 
 def _perturb(net: StylizationNetwork) -> StylizationNetwork:
@@ -126,13 +125,3 @@ def test_options_compose_with_johnson_layout():
         assert net(x).shape == x.shape
     assert len(net.decoder) == 2 and net.head.conv.in_channels == 8
 
-
-def test_speed_benchmark_smoke(capsys):
-    """The benchmark runs end to end on a tiny size (peer optional: it reports when it is missing)."""
-    pytest.importorskip("onnxruntime")
-    from benchmarks import speed as benchmark_speed
-
-    assert benchmark_speed.main(["--sizes", "48", "--repeats", "1", "--no-johnson", "--no-memory",
-                                 "--no-bundled", "--styles", "2"]) == 0
-    out = capsys.readouterr().out
-    assert "impasto realtime_cin (untrained)" in out and "48² ms" in out

@@ -9,8 +9,7 @@ import skimage.data
 from PIL import Image
 
 from impasto.core.imageio import to_array
-from impasto.core.model import StyleModel
-from impasto.serving.stylize import default_model_path
+from impasto.core.model import StyleModel, default_model_path
 
 PUBLIC_DOMAIN = ["starry_night", "wave", "the_scream", "composition_vii", "udnie"]
 

@@ -28,3 +28,20 @@ def test_missing_or_empty_log_is_a_one_line_error(tmp_path, capsys):
     empty.write_text("epoch,step,lr\n0,1,0.1\n")
     assert main([str(empty)]) == 2
     assert len(capsys.readouterr().err.strip().splitlines()) == 2
+
+
+def test_plotting_leaves_the_matplotlib_setup_alone(tmp_path, monkeypatch):
+    """No backend switch and no pyplot: a notebook or tool that plots keeps its own matplotlib state."""
+    import sys
+
+    import matplotlib
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("plot_metrics switched the matplotlib backend")
+
+    monkeypatch.setattr(matplotlib, "use", refuse)
+    monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)  # importing pyplot now fails
+    log = tmp_path / "metrics.csv"
+    write_log(log)
+    assert main([str(log), "-o", str(tmp_path / "loss.png")]) == 0
+    assert Image.open(tmp_path / "loss.png").size[0] > 0

@@ -4,7 +4,7 @@ import pytest
 import torch
 from PIL import Image
 
-from impasto.training.images import ImageLoadError
+from impasto.core.errors import ImageError
 from impasto.training.train import train
 from tests.conftest import TINY, compose_train_config
 
@@ -74,7 +74,7 @@ def test_unreadable_style_image_fails_before_training(tmp_path):
     bad = tmp_path / "style.jpg"
     bad.write_bytes(b"not an image")
     cfg = compose_train_config(tmp_path / "run", [*TINY, "style=image", f"style_image={bad}"])
-    with pytest.raises(ImageLoadError, match="style 'custom'"):
+    with pytest.raises(ImageError, match="style 'custom'"):
         train(cfg)
     assert not (tmp_path / "run" / "checkpoints").exists()
 
@@ -158,3 +158,25 @@ def test_cin_parameters_can_learn_faster(tmp_path):
                   for p in m.parameters()}
     assert {id(p) for p in cin["params"]} == cin_params
     assert len(shared["params"]) + len(cin["params"]) == len(list(system.network.parameters()))
+
+
+def test_training_leaves_the_float32_matmul_precision_alone(tiny_run):
+    """A process-wide setting: `impasto train` applies `float32_matmul_precision`, `train()` does not."""
+    assert torch.get_float32_matmul_precision() == "highest"
+
+
+def test_the_train_command_puts_sys_argv_back(tmp_path, monkeypatch, capsys):
+    import sys
+
+    from impasto.training.config import compose_config
+    from impasto.training.train import main
+
+    monkeypatch.setattr(sys, "argv", ["caller", "--its-own-flag"])
+    with pytest.raises(SystemExit) as exited:
+        main(["data=folder", f"hydra.run.dir={tmp_path}", "hydra.output_subdir=null", "hydra/job_logging=none",
+              "hydra/hydra_logging=none", "float32_matmul_precision=highest"])
+    assert exited.value.code == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "impasto train: missing config value(s): data.root (set on the command line: data.root=...)"]
+    assert sys.argv == ["caller", "--its-own-flag"]
+    assert compose_config(["network=tiny"]).network.num_residual_blocks == 1  # Hydra can compose again

@@ -1,0 +1,105 @@
+"""The contract between an exported model and everything that runs it.
+
+``impasto export`` (and the int8 quantiser) write it; :class:`impasto.core.model.StyleModel` reads
+and checks it. The graph has:
+
+- input ``image``: float32 ``[N, 3, H, W]`` RGB in [0, 1], dynamic N/H/W;
+- input ``style_weights``: float32 ``[N, num_styles]`` (conditional-instance-norm models only);
+- output ``stylized``: float32 ``[N, 3, H, W]`` RGB in [0, 1], the size of the input;
+
+and ``metadata_props``: the style names (JSON list), the pixel convention, the training config
+(YAML), per-style provenance (JSON object) and the identity style (a style trained to reproduce
+its input, or empty).
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from impasto.core.errors import ModelError
+
+INPUT_IMAGE = "image"
+INPUT_STYLE_WEIGHTS = "style_weights"
+OUTPUT = "stylized"
+
+META_STYLE_NAMES = "impasto.style_names"
+META_PIXELS = "impasto.pixel_convention"
+META_CONFIG = "impasto.training_config"
+META_STYLE_INFO = "impasto.style_info"
+META_IDENTITY = "impasto.identity_style"
+META_QUANTIZATION = "impasto.quantization"
+
+PIXEL_CONVENTION = "float32 RGB [0,1] NCHW"
+# The networks reflection-pad by up to 4 pixels and downsample twice, so a side shorter than this
+# cannot go through them; StyleModel edge-pads such inputs and crops the output back.
+MIN_SIDE = 32
+
+
+@dataclass(frozen=True)
+class ModelMetadata:
+    """What a model's metadata says, checked."""
+
+    style_names: list[str]
+    style_info: dict[str, dict[str, Any]] = field(default_factory=dict)
+    identity_style: str | None = None
+    training_config: str = ""
+
+
+def build_metadata(style_names: Sequence[str], *, training_config: str | None = None,
+                   style_info: Mapping[str, Any] | None = None, identity_style: str | None = None) -> dict[str, str]:
+    """The ``metadata_props`` of a freshly exported model (checked as :func:`read_metadata` will)."""
+    meta = {
+        META_STYLE_NAMES: json.dumps(list(style_names)),
+        META_PIXELS: PIXEL_CONVENTION,
+        META_CONFIG: training_config or "",
+        META_STYLE_INFO: json.dumps(dict(style_info or {})),
+        META_IDENTITY: identity_style or "",
+    }
+    read_metadata(meta, "the exported model")
+    return meta
+
+
+def write_metadata(model: Any, meta: Mapping[str, str]) -> None:
+    """Replace the ``metadata_props`` of an ``onnx.ModelProto`` with ``meta`` (onnx itself is not
+    imported here: it comes with the ``train`` extra)."""
+    del model.metadata_props[:]
+    for key, value in meta.items():
+        model.metadata_props.add(key=key, value=value)
+
+
+def read_metadata(meta: Mapping[str, str], source: str) -> ModelMetadata:
+    """Check a model's metadata map; anything off is a one-line :class:`ModelError` naming ``source``."""
+    if META_STYLE_NAMES not in meta:
+        raise ModelError(f"{source}: no {META_STYLE_NAMES} metadata; export it with `impasto export`")
+    pixels = meta.get(META_PIXELS)
+    if pixels != PIXEL_CONVENTION:
+        raise ModelError(f"{source}: pixel convention {pixels!r}, but impasto runs {PIXEL_CONVENTION!r}")
+    names = _json(meta[META_STYLE_NAMES], META_STYLE_NAMES, source)
+    if (not isinstance(names, list) or not names or not all(isinstance(n, str) and n for n in names)
+            or len(set(names)) != len(names)):
+        raise ModelError(f"{source}: {META_STYLE_NAMES} must be a JSON list of distinct, non-empty names")
+    info = _json(meta.get(META_STYLE_INFO) or "{}", META_STYLE_INFO, source)
+    if not isinstance(info, dict):
+        raise ModelError(f"{source}: {META_STYLE_INFO} must be a JSON object")
+    identity = meta.get(META_IDENTITY) or None
+    if identity is not None and identity not in names:
+        raise ModelError(f"{source}: identity style {identity!r} is not one of its styles ({', '.join(names)})")
+    return ModelMetadata(names, info, identity, meta.get(META_CONFIG, ""))
+
+
+def check_io(inputs: Iterable[str], outputs: Iterable[str], source: str) -> bool:
+    """Check the graph's input/output names; True when it takes ``style_weights`` (can blend)."""
+    inputs, outputs = set(inputs), set(outputs)
+    if INPUT_IMAGE not in inputs or OUTPUT not in outputs or not inputs <= {INPUT_IMAGE, INPUT_STYLE_WEIGHTS}:
+        raise ModelError(f"{source}: expected inputs {INPUT_IMAGE!r} (+ {INPUT_STYLE_WEIGHTS!r}) and output "
+                         f"{OUTPUT!r}, got {sorted(inputs)} -> {sorted(outputs)}")
+    return INPUT_STYLE_WEIGHTS in inputs
+
+
+def _json(text: str, key: str, source: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        raise ModelError(f"{source}: {key} is not valid JSON") from None
