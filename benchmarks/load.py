@@ -41,6 +41,14 @@ class BenchmarkError(RuntimeError):
     """A one-line, user-facing reason the benchmark cannot run."""
 
 
+def peak_rss_mib(pid: int, field_name: str = "VmHWM") -> float:
+    """A process's peak (VmHWM) or current (VmRSS) resident memory, from /proc (Linux)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field_name + ":"):
+            return int(line.split()[1]) / 1024.0
+    raise BenchmarkError(f"no {field_name} in /proc/{pid}/status (this measurement needs Linux)")
+
+
 @dataclass
 class RunStats:
     mode: str
@@ -49,13 +57,14 @@ class RunStats:
     seconds: float = 0.0
     mean_batch: float = float("nan")
     error_kinds: dict[str, int] = field(default_factory=dict)
+    peak_rss_mib: float = float("nan")  # the server process's, over its whole life
 
     def row(self) -> list[str]:
         lat = np.asarray(self.latencies_ms) if self.latencies_ms else np.asarray([np.nan])
         p50, p95, p99 = np.percentile(lat, [50, 95, 99])
         return [self.mode, str(len(self.latencies_ms) + self.errors), str(self.errors),
                 f"{len(self.latencies_ms) / self.seconds:.1f}", f"{p50:.0f}", f"{p95:.0f}", f"{p99:.0f}",
-                f"{self.mean_batch:.2f}"]
+                f"{self.mean_batch:.2f}", f"{self.peak_rss_mib:.0f}"]
 
 
 def _free_port() -> int:
@@ -261,11 +270,13 @@ def _run(args, modes: list[str]) -> int:
             port = _free_port()
             with running_server(models, port, mode == "on", args) as server:
                 stats = asyncio.run(load(f"http://{HOST}:{port}", server, images, args, f"batching {mode}"))
+                stats.peak_rss_mib = peak_rss_mib(server.proc.pid)
             rows.append(stats.row())
             if stats.error_kinds:
                 print(f"batching {mode}: errors by kind: {stats.error_kinds}")
         print()
-        print(text_table(["mode", "requests", "errors", "images/s", "p50 ms", "p95 ms", "p99 ms", "mean batch"],
+        print(text_table(["mode", "requests", "errors", "images/s", "p50 ms", "p95 ms", "p99 ms", "mean batch",
+                          "peak RSS MiB"],
                          rows))
     return 0
 

@@ -14,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 
 from impasto.core.model import StyleModel
 from impasto.serving import http_errors, routes_api, routes_ops, routes_web
+from impasto.serving.guard import GuardMiddleware
 from impasto.serving.metrics import Metrics, MetricsMiddleware
 from impasto.serving.service import Service, load_models
 from impasto.serving.settings import Settings
@@ -43,6 +44,7 @@ def create_app(settings: Settings | None = None, models: list[StyleModel] | None
             warm.cancel()
             await asyncio.gather(warm, return_exceptions=True)
             await service.stop()
+            metrics.process_stopped()
 
     # FastAPIOffline: the same FastAPI app, with /docs and /redoc assets served locally instead of a CDN.
     app = FastAPIOffline(title="impasto", version="1", description=DESCRIPTION, lifespan=lifespan)
@@ -52,7 +54,9 @@ def create_app(settings: Settings | None = None, models: list[StyleModel] | None
     app.include_router(routes_ops.router)
     app.include_router(routes_web.router)
     app.mount("/static", routes_web.static_files(), name="static")
-    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.add_middleware(GuardMiddleware, allowed_hosts=settings.served_hosts(),
+                       allowed_origins=settings.allowed_origins, metrics=metrics)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)  # the last added is outermost: counts refusals too
     return app
 
 

@@ -22,12 +22,20 @@ import numpy as np
 RunFn = Callable[[np.ndarray, "np.ndarray | None"], np.ndarray]
 
 
-class QueueFull(Exception):
+class Overloaded(Exception):
+    """The service cannot take this request now (answered 503 with Retry-After); ``model`` labels
+    the rejection."""
+
+    def __init__(self, model: str, message: str):
+        super().__init__(message)
+        self.model = model
+
+
+class QueueFull(Overloaded):
     """The model's queue holds ``max_queue`` requests already."""
 
     def __init__(self, model: str, depth: int):
-        super().__init__(f"model {model}: {depth} requests queued")
-        self.model = model
+        super().__init__(model, f"model {model}: {depth} requests queued")
 
 
 @dataclass
@@ -109,6 +117,15 @@ class Batcher:
                 del self._groups[item.key]
             self._set_depth(self._depth - 1)
 
+    def _drop_abandoned(self) -> None:
+        """Forget requests whose future is already cancelled (timed out, client gone).
+
+        Cancelling the waiting task cancels its future at once, but the task removes its item only
+        when it next runs; a batch taken in between must not spend inference on it.
+        """
+        for item in [item for items in self._groups.values() for item in items if item.future.done()]:
+            self._discard(item)
+
     def _set_depth(self, depth: int) -> None:
         self._depth = depth
         if self._on_depth:
@@ -116,6 +133,7 @@ class Batcher:
 
     def _take_ready(self, now: float) -> list[_Item] | None:
         """The oldest group that is full or whose first request's wait is over."""
+        self._drop_abandoned()
         for key, items in self._groups.items():
             if len(items) >= self.max_batch_size or items[0].deadline <= now:
                 batch, rest = items[: self.max_batch_size], items[self.max_batch_size:]

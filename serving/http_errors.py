@@ -6,6 +6,7 @@ parse one body shape; unexpected exceptions become a bare 500 without a tracebac
 from __future__ import annotations
 
 import logging
+import re
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -17,9 +18,17 @@ from impasto.core.errors import ImageError, ModelError, OptionError, StyleError
 log = logging.getLogger(__name__)
 
 STATUS_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-                405: "method_not_allowed", 406: "not_acceptable", 413: "payload_too_large",
-                415: "unsupported_media_type", 422: "invalid_parameters", 500: "internal_error",
-                503: "unavailable", 504: "timeout"}
+                405: "method_not_allowed", 406: "not_acceptable", 408: "timeout",
+                413: "payload_too_large", 415: "unsupported_media_type", 422: "invalid_parameters",
+                500: "internal_error", 503: "unavailable", 504: "timeout"}
+
+# Messages of third-party exceptions can embed object reprs ("<_io.BytesIO object at 0x7f...>"):
+# heap addresses help an attacker defeat ASLR and mean nothing to a client.
+_ADDRESS = re.compile(r"<[^<>]*? at 0x[0-9a-fA-F]+>|\s+at 0x[0-9a-fA-F]+")
+
+
+def scrub(detail: str) -> str:
+    return _ADDRESS.sub(lambda m: "data" if m.group(0).startswith("<") else "", detail)
 
 # The caller's mistakes found past FastAPI's own parameter validation: status and error code.
 USER_ERRORS: dict[type[Exception], tuple[int, str]] = {
@@ -62,9 +71,8 @@ def install(app: FastAPI, metrics=None) -> None:
 
     def respond(request: Request, status: int, error: str, detail: str, headers=None) -> JSONResponse:
         if metrics is not None:
-            route = getattr(request.scope.get("route"), "path", None) or "unmatched"
-            metrics.errors.labels(route, error).inc()
-        return error_response(status, error, detail, headers)
+            metrics.count_error(request.scope, error)
+        return error_response(status, error, scrub(detail), headers)
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError):

@@ -12,7 +12,7 @@ from pydantic import BaseModel
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
-from impasto.serving.batching import QueueFull
+from impasto.serving.batching import Overloaded
 from impasto.serving.http_errors import ApiError, error_responses
 from impasto.serving.pipeline import StylizeOptions
 from impasto.serving.settings import Settings
@@ -53,6 +53,10 @@ class StylesResponse(BaseModel):
     models: list[ModelEntry]
 
 
+def raw_body_type(content_type: str) -> bool:
+    return content_type.startswith("image/") or content_type == "application/octet-stream"
+
+
 async def _limited(stream, limit: int):
     size = 0
     async for chunk in stream:
@@ -67,8 +71,15 @@ async def read_image(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise ApiError(413, "payload_too_large", f"request body of {declared} bytes is over the limit of {limit} bytes")
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != "multipart/form-data" and not raw_body_type(content_type):
+        # Only types a browser cannot send cross-origin without a CORS preflight (besides
+        # multipart, which the origin check covers): no page can make a browser spend our compute.
+        raise ApiError(415, "unsupported_media_type",
+                       f"content type {content_type[:100] or '(none)'!r} not accepted: send multipart/form-data "
+                       "with field 'image', or the raw image as image/* or application/octet-stream")
     stream = _limited(request.stream(), limit)
-    if request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
+    if content_type == "multipart/form-data":
         try:
             form = await MultiPartParser(request.headers, stream, max_files=4, max_fields=16,
                                          max_part_size=limit).parse()
@@ -104,7 +115,7 @@ def build_router(settings: Settings) -> APIRouter:
         openapi_extra={"requestBody": REQUEST_BODY},
         responses={200: {"description": "the stylized image; timing in X-Process-Time-Ms, X-Inference-Time-Ms, "
                                         "X-Batch-Size", "content": {t: _BINARY for t in IMAGE_TYPES}},
-                   **error_responses(400, 413, 422, 503, 504)})
+                   **error_responses(400, 403, 413, 415, 422, 503, 504)})
     async def stylize(
         request: Request,
         style: Annotated[str | None, Query(max_length=2000, description=(
@@ -129,7 +140,7 @@ def build_router(settings: Settings) -> APIRouter:
                 result = await service.stylizer.stylize(data, options)
         except TimeoutError:
             raise ApiError(504, "timeout", f"not done within {settings.request_timeout_s:g} s") from None
-        except QueueFull as err:
+        except Overloaded as err:  # a full queue, the decode budget, memory
             service.metrics.rejected.labels(err.model).inc()
             raise ApiError(503, "overloaded", f"{err}; retry later",
                            headers={"Retry-After": str(settings.retry_after_s)}) from None

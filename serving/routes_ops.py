@@ -9,12 +9,15 @@ from impasto.serving.http_errors import error_response, error_responses
 router = APIRouter(tags=["operations"])
 
 
+# HEAD too, for probes that use it; kept out of the schema (a HEAD answer has no body to describe).
 @router.get("/healthz", summary="Liveness: the process answers")
+@router.head("/healthz", include_in_schema=False)
 async def healthz() -> dict:
     return {"status": "ok"}
 
 
 @router.get("/readyz", summary="Readiness: models loaded and warmed up", responses=error_responses(503))
+@router.head("/readyz", include_in_schema=False)
 async def readyz(request: Request) -> JSONResponse:
     service = request.app.state.service
     if not service.ready:

@@ -8,16 +8,19 @@ import argparse
 import json
 import os
 import sys
+import tempfile
+from contextlib import contextmanager
+from typing import Any
 
 from pydantic import ValidationError
 
+from impasto.core.cli import OneLineParser
 from impasto.core.errors import ImpastoError
 from impasto.serving.settings import Settings
 
 
 def parse_args(argv: list[str] | None) -> dict:
-    p = argparse.ArgumentParser(prog="impasto serve", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = OneLineParser(prog="impasto serve", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--models", help="directory of .onnx models (default: the bundled models; env IMPASTO_MODELS)")
     p.add_argument("--host", help="address to bind (default 127.0.0.1; 0.0.0.0 for every interface)")
     p.add_argument("--port", type=int, help="port (default 8000)")
@@ -30,6 +33,17 @@ def parse_args(argv: list[str] | None) -> dict:
     p.add_argument("--max-batch-wait-ms", type=float, help="longest a request waits for others (default 5)")
     p.add_argument("--max-queue", type=int, help="queued requests per model before 503 (default 64)")
     p.add_argument("--request-timeout-s", type=float, help="per-request time limit, then 504 (default 30)")
+    p.add_argument("--max-aspect-ratio", type=float,
+                   help="refuse images longer than this many times their width or height (default 100)")
+    p.add_argument("--decode-budget-pixels", type=int,
+                   help="pixels being decoded at once across requests before 503 (default 64000000)")
+    p.add_argument("--keep-alive-timeout-s", type=float, help="close idle connections after this (default 5)")
+    p.add_argument("--header-timeout-s", type=float,
+                   help="close connections whose request headers take longer than this (default 10)")
+    p.add_argument("--allowed-hosts", help="comma-separated Host names to answer, '*' for any "
+                                           "(default: localhost, 127.0.0.1, ::1 and --host)")
+    p.add_argument("--allowed-origins", help="comma-separated origins whose web pages may POST here "
+                                             "(default: only the service's own page)")
     p.add_argument("--log-level", choices=("critical", "error", "warning", "info", "debug"))
     args = vars(p.parse_args(argv))
     return {k: v for k, v in args.items() if v is not None}
@@ -43,29 +57,69 @@ def export_environment(settings: Settings) -> None:
         os.environ[f"IMPASTO_{name.upper()}"] = value if isinstance(value, str) else json.dumps(value)
 
 
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """Everything of ``uvicorn.Config`` that comes from the settings (tests run real servers with it)."""
+    from impasto.serving.protocol import protocol_factory
+
+    return dict(host=settings.host, port=settings.port, log_level=settings.log_level,
+                http=protocol_factory(settings.header_timeout_s, settings.keep_alive_timeout_s))
+
+
+@contextmanager
+def shared_metrics_directory():
+    """Several workers: prometheus_client's multiprocess mode, in a directory of this run only.
+
+    Set before the workers start (prometheus_client reads it at import) and removed at exit, so
+    no counts of an earlier run are ever added in.
+    """
+    from impasto.serving.metrics import MULTIPROC_ENV
+
+    with tempfile.TemporaryDirectory(prefix="impasto-metrics-") as directory:
+        previous = os.environ.get(MULTIPROC_ENV)
+        os.environ[MULTIPROC_ENV] = directory
+        try:
+            yield directory
+        finally:
+            if previous is None:
+                os.environ.pop(MULTIPROC_ENV, None)
+            else:
+                os.environ[MULTIPROC_ENV] = previous
+
+
 def main(argv: list[str] | None = None) -> int:
     overrides = parse_args(argv)
     try:
         settings = Settings(**overrides)
-        paths = settings.model_paths()  # fail here, with a clear message, not inside a worker
+        # Every model is loaded here, before uvicorn starts: a missing, corrupt or non-conforming
+        # model or an unavailable device is one line and exit 2, not a traceback from a worker.
+        from impasto.serving.catalog import Catalog
+        from impasto.serving.service import load_models
+
+        models = load_models(settings)
+        Catalog(models)  # model names must be unique
     except ValidationError as err:
-        print(f"impasto serve: invalid setting: {err}", file=sys.stderr)
+        print(f"impasto serve: invalid setting: {err}".replace("\n", " "), file=sys.stderr)
         return 2
     except ImpastoError as err:
         print(f"impasto serve: {err}", file=sys.stderr)
         return 2
     import uvicorn
 
-    print(f"impasto serve: {len(paths)} model(s) from {paths[0].parent}; "
+    print(f"impasto serve: {len(models)} model(s) from {models[0].path.parent}; "
           f"http://{settings.host}:{settings.port}/ (API docs at /docs)", file=sys.stderr)
-    common = dict(host=settings.host, port=settings.port, log_level=settings.log_level)
+    if not settings.allowed_hosts and settings.host in ("0.0.0.0", "::"):
+        print("impasto serve: only requests for localhost, 127.0.0.1 and ::1 are answered; pass "
+              "--allowed-hosts with this machine's names (or '*') to serve other hosts", file=sys.stderr)
+    options = uvicorn_options(settings)
     if settings.workers == 1:
         from impasto.serving.app import create_app
 
-        uvicorn.run(create_app(settings), **common)
+        uvicorn.run(create_app(settings, models=models), **options)
     else:
+        del models  # each worker loads its own sessions
         export_environment(settings)
-        uvicorn.run("impasto.serving.app:factory", factory=True, workers=settings.workers, **common)
+        with shared_metrics_directory():
+            uvicorn.run("impasto.serving.app:factory", factory=True, workers=settings.workers, **options)
     return 0
 
 

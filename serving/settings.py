@@ -5,11 +5,12 @@ Environment variables use the field name in upper case, e.g. ``IMPASTO_MODELS=/s
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from impasto.core.errors import ModelError
 from impasto.core.model import BUNDLED_MODELS, find_models
@@ -40,6 +41,33 @@ class Settings(BaseSettings):
     default_max_size: int = Field(1024, ge=16, description="longer side images are scaled to by default")
     max_size_limit: int = Field(2048, ge=16, description="largest max_size a request may ask for")
     input_formats: tuple[str, ...] = ("PNG", "JPEG", "WEBP")
+    max_aspect_ratio: float = Field(100.0, ge=1, description="longest side / shortest side an upload may have "
+                                                              "(thinner ones are refused before decoding)")
+    decode_budget_pixels: int = Field(64_000_000, ge=1, description=(
+        "decoded pixels all requests may hold at once (reserved from the header before decoding, "
+        "kept until the answer is encoded); over it: 503 + Retry-After"))
+
+    # Connections: uvicorn's idle time between requests, and the time a request's headers may take.
+    keep_alive_timeout_s: float = Field(5.0, gt=0, description="close a connection idle this long after an answer")
+    header_timeout_s: float = Field(10.0, gt=0, description="close a connection whose request headers "
+                                                             "are not complete this long after its first byte")
+    # Browsers (see impasto.serving.guard). Comma-separated in flags and IMPASTO_* variables.
+    allowed_hosts: Annotated[tuple[str, ...], NoDecode] = Field(
+        (), description="Host header names answered, '*' for any (default: localhost, 127.0.0.1, ::1, --host)")
+    allowed_origins: Annotated[tuple[str, ...], NoDecode] = Field(
+        (), description="other origins whose pages may POST here, e.g. https://app.example.com; '*' for any")
+
+    @field_validator("allowed_hosts", "allowed_origins", mode="before")
+    @classmethod
+    def _split_list(cls, value):
+        if isinstance(value, str):
+            text = value.strip()
+            return tuple(json.loads(text)) if text.startswith("[") else tuple(v.strip() for v in text.split(",") if v.strip())
+        return value
+
+    def served_hosts(self) -> tuple[str, ...]:
+        """The Host names answered: the configured ones, else the local names and the bound address."""
+        return self.allowed_hosts or ("localhost", "127.0.0.1", "::1", self.host)
 
     def model_paths(self) -> list[Path]:
         """The .onnx files to serve; a :class:`ModelError` explains what to pass when there are none."""

@@ -11,6 +11,7 @@ from impasto.core.cli import OneLineParser
 from impasto.core.errors import ImpastoError
 from impasto.core.imageio import expand_inputs, format_for_path, open_image, resize_longer, to_array
 from impasto.core.model import StyleModel, default_model_path
+from impasto.core.outputs import OutputClash, OutputPlan, atomic_write_bytes
 from impasto.core.request import OutputControls
 from impasto.core.stylespec import format_style_spec, parse_style_spec
 
@@ -22,20 +23,27 @@ def output_path(source: Path, output: str | None, style_tag: str, many: bool) ->
     if output is None:
         return source.with_name(name)
     out = Path(output)
-    if many or out.is_dir() or output.endswith(("/", "\\")):
+    if names_a_folder(output, many):
         return out / name
     return out
 
 
+def names_a_folder(output: str, many: bool) -> bool:
+    return many or Path(output).is_dir() or output.endswith(("/", "\\"))
+
+
 def stylize_file(model: StyleModel, source: Path, weights: np.ndarray, controls: OutputControls,
                  max_size: int | None, target: Path) -> Path:
+    """Stylise ``source`` into ``target``, written atomically (a failed run leaves no partial file)."""
     original = to_array(resize_longer(open_image(source), max_size))
     run_weights, mode = controls.network_weights(model, weights)
     stylized = model.run(original[None], None if run_weights is None else run_weights[None])[0]
     data, _ = controls.encode(stylized, original, mode, format_for_path(target))
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_bytes(data)
-    return target
+    return atomic_write_bytes(target, data)
+
+
+def write_error(target: Path, err: OSError) -> str:
+    return f"{target}: cannot write ({err.strerror or err})".replace("\n", " ")
 
 
 def _progress(total: int):
@@ -82,15 +90,36 @@ def main(argv: list[str] | None = None) -> int:
     files, missing = expand_inputs(args.inputs)
     errors = [f"{m}: no such file or matching image" for m in missing]
     tag = (format_style_spec(items) if items else model.style_names[0]).replace(":", "-").replace(",", "_")
+    many = len(files) > 1
+    # One run never writes over its inputs or its own earlier outputs (see impasto.core.outputs).
+    plan = OutputPlan(files)
+    single = args.output is not None and not names_a_folder(args.output, many)
+    if single:  # one input, -o names the file: refuse a clash before doing any work
+        try:
+            format_for_path(args.output)
+            if files:
+                plan.claim(args.output)
+        except (ImpastoError, OutputClash) as err:
+            fail(str(err))
+            return 2
+    elif args.output is not None and Path(args.output).exists() and not Path(args.output).is_dir():
+        fail(f"-o {args.output}: not a folder (several inputs are written into a folder)")
+        return 2
     with _progress(len(files)) as progress:
         task = progress.add_task("stylize", total=len(files))
         for source in files:
+            wanted = output_path(source, args.output, tag, many)
+            taken = None if single else plan.clash(wanted) or ("a folder" if wanted.is_dir() else None)
+            target = wanted if single else plan.claim_free(wanted)
             try:
-                target = stylize_file(model, source, weights, controls, args.max_size,
-                                      output_path(source, args.output, tag, many=len(files) > 1))
-                progress.console.print(f"{source} -> {target}")
+                stylize_file(model, source, weights, controls, args.max_size, target)
+                plan.written(target)
+                note = f" ({wanted} is {taken})" if taken else ""
+                progress.console.print(f"{source} -> {target}{note}", markup=False, highlight=False, soft_wrap=True)
             except ImpastoError as err:
                 errors.append(str(err))
+            except OSError as err:
+                errors.append(write_error(target, err))
             progress.advance(task)
     for message in errors:
         fail(message)

@@ -34,16 +34,33 @@ def save_network_checkpoint(source: str | Path, target: str | Path) -> Path:
     return target
 
 
-def load_network(path: str | Path) -> tuple[StylizationNetwork, dict[str, Any]]:
-    """Returns ``(network in eval mode, info)``; info has style names/info and the config YAML."""
-    path = resolve_checkpoint(path)
+def _read(path: Path) -> Any:
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
     try:
         # Our own checkpoints hold only tensors and plain containers; refuse anything else.
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
         raise CheckpointError(f"{path}: not a readable impasto checkpoint ({err})".splitlines()[0]) from None
+
+
+def check_resumable(path: str | Path) -> None:
+    """One-line :class:`CheckpointError` unless ``path`` is a whole training checkpoint (readable,
+    with the loop and optimizer state that resuming needs); whether its weights fit the configured
+    network is checked when Lightning loads it."""
+    path = Path(path).expanduser()
+    ckpt = _read(path)
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
+        raise CheckpointError(f"{path}: not an impasto training checkpoint")
+    if "loops" not in ckpt or "optimizer_states" not in ckpt:
+        raise CheckpointError(f"{path}: holds weights but no training state, so it cannot be resumed: "
+                              "start from its weights with init_from= instead")
+
+
+def load_network(path: str | Path) -> tuple[StylizationNetwork, dict[str, Any]]:
+    """Returns ``(network in eval mode, info)``; info has style names/info and the config YAML."""
+    path = resolve_checkpoint(path)
+    ckpt = _read(path)
     hparams = ckpt.get("hyper_parameters") if isinstance(ckpt, dict) else None
     extra = ckpt.get("impasto") if isinstance(ckpt, dict) else None
     if not isinstance(hparams, dict) or "network" not in hparams or not isinstance(extra, dict):

@@ -1,13 +1,15 @@
 """Content images for training: a folder (recursive) or scikit-image's bundled photos."""
 from __future__ import annotations
 
+import hashlib
 import logging
-from collections.abc import Sequence
+import signal
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import lightning as L
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from torchvision.transforms import v2
 
 from impasto.core.errors import ImageError
@@ -28,6 +30,12 @@ def split_holdout(files: Sequence[Path], every: int) -> tuple[list[Path], list[P
     return [f for f in files if f not in held], [f for f in files if f in held]
 
 
+def derived_seed(*parts: int) -> int:
+    """A 63-bit seed that depends on ``parts`` only (e.g. seed, epoch, sample index)."""
+    digest = hashlib.blake2b(repr(parts).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") >> 1
+
+
 def crop_transform(image_size: int, train: bool) -> v2.Compose:
     resize = v2.Resize(image_size, antialias=True)  # shorter side
     if train:
@@ -41,30 +49,87 @@ class ImageListDataset(Dataset):
 
     An image that fails to decode is skipped (the next one is used instead), counted and warned
     about once, so one corrupt file never stops a long training run.
+
+    Indexed by ``(index, epoch)`` (what :class:`ResumableSampler` yields), the random crop and flip
+    are drawn from a generator seeded by ``(seed, epoch, index)``: the same sample is augmented the
+    same way whatever the process, worker layout or global RNG state, so a resumed run sees the
+    very batches the uninterrupted one would have. A plain ``index`` uses the global RNG.
     """
 
-    def __init__(self, refs: Sequence[str | Path], transform, repeat: int = 1):
+    def __init__(self, refs: Sequence[str | Path], transform, repeat: int = 1, seed: int = 0):
         if not refs:
             raise ValueError("no content images found")
         self.refs = list(refs)
         self.transform = transform
         self.repeat = repeat
+        self.seed = seed
         self.failed: set[str] = set()
 
     def __len__(self) -> int:
         return len(self.refs) * self.repeat
 
-    def __getitem__(self, index: int) -> torch.Tensor:
+    def _transform(self, image, index: int, epoch: int | None) -> torch.Tensor:
+        if epoch is None:
+            return self.transform(image)
+        # torchvision's random transforms draw from the global generator: seed it for this sample
+        # only, and give the caller's state back.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(derived_seed(self.seed, epoch, index))
+            return self.transform(image)
+
+    def __getitem__(self, key: int | tuple[int, int]) -> torch.Tensor:
+        index, epoch = key if isinstance(key, tuple) else (key, None)
         for offset in range(len(self.refs)):
             ref = self.refs[(index + offset) % len(self.refs)]
             if str(ref) in self.failed:
                 continue
             try:
-                return self.transform(open_reference(ref))
+                return self._transform(open_reference(ref), index, epoch)
             except ImageError as err:
                 self.failed.add(str(ref))
                 log.warning("skipping unreadable content image (%d so far): %s", len(self.failed), err)
         raise RuntimeError("every content image failed to load")
+
+
+class ResumableSampler(DistributedSampler):
+    """Training order that depends only on ``(seed, epoch)``, and that starts each pass where
+    training stands: ``progress()`` (the batches this rank has trained on, restored from the
+    checkpoint on resume) says which epoch and how far into it. A resumed run thus takes up the
+    data order exactly where the interrupted one left it, mid-epoch included, whatever Lightning's
+    own epoch count does after a resume (at the end of an epoch it differs from the data's).
+
+    It yields ``(index, epoch)`` for :class:`ImageListDataset`'s per-sample augmentation;
+    ``set_epoch`` is ignored for the same reason. Without ``progress`` each pass is the next epoch.
+    A ``DistributedSampler`` with drop_last (every rank gets the same number of samples), so
+    Lightning uses it as is under DDP instead of wrapping it.
+    """
+
+    def __init__(self, dataset: Dataset, batch_size: int, seed: int = 0, progress: Callable[[], int] | None = None,
+                 num_replicas: int = 1, rank: int = 0):
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed, drop_last=True)
+        self.batch_size = batch_size
+        self.batches_per_epoch = max(self.num_samples // batch_size, 1)
+        self.progress = progress
+        self._passes = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        pass
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:  # type: ignore[override]
+        # Called when a pass starts (DataLoader iterators draw their first indices at once), when
+        # the batches trained so far are known exactly: prefetched ones do not count.
+        epoch, skip = divmod(self.progress(), self.batches_per_epoch) if self.progress else (self._passes, 0)
+        self._passes = epoch + 1
+        generator = torch.Generator().manual_seed(derived_seed(self.seed, epoch))
+        order = torch.randperm(len(self.dataset), generator=generator).tolist()  # type: ignore[arg-type]
+        mine = order[self.rank:self.total_size:self.num_replicas]
+        return iter([(index, epoch) for index in mine[skip * self.batch_size:]])
+
+
+def ignore_interrupts(worker_id: int) -> None:
+    """DataLoader workers leave Ctrl-C to the main process, which finishes the step and saves a
+    checkpoint; a worker that died of it would fail the batch being fetched instead."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 class ContentDataModule(L.LightningDataModule):
@@ -75,12 +140,19 @@ class ContentDataModule(L.LightningDataModule):
     the held-out photos when ``holdout_every`` holds any out, else ``val_images`` (paths or
     ``skimage:NAME``). They are validated in batches of ``batch_size``, in a fixed order.
     ``batch_size`` is the global batch: under DDP each rank loads ``batch_size // world_size``.
+    The training order and augmentation depend only on ``seed`` (see :class:`ResumableSampler`).
     """
 
     def __init__(self, root: str | None = None, skimage_photos: Sequence[str] = (), image_size: int = 256,
                  batch_size: int = 4, num_workers: int = 0, val_root: str | None = None,
-                 val_images: Sequence[str] = (), val_size: int = 256, repeat: int = 1, holdout_every: int = 0):
+                 val_images: Sequence[str] = (), val_size: int = 256, repeat: int = 1, holdout_every: int = 0,
+                 seed: int = 0):
         super().__init__()
+        for name, value, least in (("image_size", image_size, 1), ("val_size", val_size, 1),
+                                   ("batch_size", batch_size, 1), ("repeat", repeat, 1),
+                                   ("num_workers", num_workers, 0), ("holdout_every", holdout_every, 0)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < least:
+                raise ValueError(f"data.{name} must be an integer >= {least}, not {value!r}")
         self.save_hyperparameters()
         self.skipped: list[Path] = []
 
@@ -113,7 +185,8 @@ class ContentDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         hp = self.hparams
         train, held = self._split()
-        self.train_set = ImageListDataset(train, crop_transform(hp.image_size, train=True), repeat=hp.repeat)
+        self.train_set = ImageListDataset(train, crop_transform(hp.image_size, train=True), repeat=hp.repeat,
+                                          seed=hp.seed)
         val_refs = self._val_refs(held)
         self.val_set = ImageListDataset(val_refs, crop_transform(hp.val_size, train=False)) if val_refs else None
 
@@ -123,9 +196,21 @@ class ContentDataModule(L.LightningDataModule):
             raise ValueError(f"data.batch_size={self.hparams.batch_size} is not divisible by {world} processes")
         return self.hparams.batch_size // world
 
+    def _batches_done(self) -> int:
+        """Training batches this rank has trained on (restored from the checkpoint on resume)."""
+        assert self.trainer is not None
+        return self.trainer.fit_loop.epoch_loop.batch_progress.total.processed
+
     def train_dataloader(self) -> DataLoader:
-        return DataLoader(self.train_set, batch_size=self._per_rank_batch(), shuffle=True, drop_last=True,
-                          num_workers=self.hparams.num_workers, persistent_workers=self.hparams.num_workers > 0)
+        batch = self._per_rank_batch()
+        trainer = self.trainer
+        sampler = ResumableSampler(self.train_set, batch, seed=self.hparams.seed,
+                                   progress=self._batches_done if trainer is not None else None,
+                                   num_replicas=trainer.world_size if trainer is not None else 1,
+                                   rank=trainer.global_rank if trainer is not None else 0)
+        workers = self.hparams.num_workers
+        return DataLoader(self.train_set, batch_size=batch, sampler=sampler, drop_last=True, num_workers=workers,
+                          persistent_workers=workers > 0, worker_init_fn=ignore_interrupts if workers else None)
 
     def val_dataloader(self) -> DataLoader | list:
         if self.val_set is None:

@@ -1,7 +1,7 @@
 """``impasto export``: checkpoint -> ONNX with metadata, checked against eager PyTorch."""
 from __future__ import annotations
 
-import argparse
+import math
 import sys
 import warnings
 from collections.abc import Mapping, Sequence
@@ -11,7 +11,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from impasto.core.cli import OneLineParser
 from impasto.core.contract import INPUT_IMAGE, INPUT_STYLE_WEIGHTS, OUTPUT, build_metadata, write_metadata
+from impasto.core.outputs import OutputClash, OutputPlan, atomic_path
 from impasto.models.transformer import StylizationNetwork
 
 # Odd, non-square, not multiples of 4, two batch sizes: the shapes most likely to break export.
@@ -37,12 +39,19 @@ def export_onnx(network: StylizationNetwork, path: str | Path, *, training_confi
                 style_info: Mapping[str, Any] | None = None, identity_style: str | None = None) -> Path:
     """Write ``network`` as ONNX with dynamic batch/height/width and impasto's metadata.
 
+    The file is written atomically: until it is complete, ``path`` keeps what it held before.
     The caller's network is left in the mode it was given.
     """
+    path = Path(path)
+    with atomic_path(path) as temp:
+        _write_onnx(network, temp, build_metadata(network.style_names, training_config=training_config,
+                                                  style_info=style_info, identity_style=identity_style))
+    return path
+
+
+def _write_onnx(network: StylizationNetwork, path: Path, meta: dict[str, str]) -> None:
     import onnx
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     was_training = network.training
     network.eval()
     try:
@@ -60,12 +69,10 @@ def export_onnx(network: StylizationNetwork, path: str | Path, *, training_confi
     finally:
         network.train(was_training)
     model = onnx.load(str(path))
-    write_metadata(model, build_metadata(network.style_names, training_config=training_config,
-                                         style_info=style_info, identity_style=identity_style))
+    write_metadata(model, meta)
     model.producer_name = "impasto"
     onnx.checker.check_model(model, full_check=True)
     onnx.save(model, str(path))
-    return path
 
 
 def parity_check(network: StylizationNetwork, path: str | Path,
@@ -94,8 +101,12 @@ def parity_check(network: StylizationNetwork, path: str | Path,
     return results
 
 
+class _Untrusted(Exception):
+    """The export differs from PyTorch beyond the tolerance: it is not put in place."""
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="impasto export", description=__doc__)
+    parser = OneLineParser(prog="impasto export", description=__doc__)
     parser.add_argument("checkpoint", help="a Lightning checkpoint written by `impasto train` (e.g. last.ckpt)")
     parser.add_argument("-o", "--output", help="ONNX file to write (default: next to the checkpoint)")
     parser.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE,
@@ -103,26 +114,56 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--network-ckpt", metavar="PATH",
                         help="also write a network-only checkpoint (no optimizer state) for init_from")
     args = parser.parse_args(argv)
-    from impasto.training.checkpoint import CheckpointError, load_network, save_network_checkpoint
+    from impasto.training.checkpoint import (
+        CheckpointError,
+        load_network,
+        resolve_checkpoint,
+        save_network_checkpoint,
+    )
 
-    try:
-        network, info = load_network(args.checkpoint)
-    except CheckpointError as err:
-        print(f"impasto export: {err}", file=sys.stderr)
+    def fail(message: str) -> int:
+        print(f"impasto export: {message}", file=sys.stderr)
         return 2
-    output = Path(args.output) if args.output else Path(args.checkpoint).with_suffix(".onnx")
-    export_onnx(network, output, training_config=info.get("config_yaml"), style_info=info.get("style_info"),
-                identity_style=info.get("identity_style"))
-    print(f"onnx.checker: ok ({output})")
-    worst = 0.0
-    for shape, diff in parity_check(network, output):
-        print(f"onnxruntime vs PyTorch, input {'x'.join(map(str, shape))}: max abs diff {diff:.2e}")
-        worst = max(worst, diff)
-    if worst > args.tolerance:
-        print(f"impasto export: ONNX output differs from PyTorch by {worst:.2e} (> tolerance {args.tolerance:g}); "
-              "the exported model is not trustworthy", file=sys.stderr)
+
+    # NaN compares false with everything, so `worst > nan` would pass any export: refuse it.
+    if not (math.isfinite(args.tolerance) and args.tolerance >= 0):
+        return fail(f"--tolerance must be a finite number >= 0, got {args.tolerance:g}")
+    source = resolve_checkpoint(args.checkpoint)
+    output = Path(args.output) if args.output else source.with_suffix(".onnx")
+    # Never write over the checkpoint being exported, nor one output over the other.
+    plan = OutputPlan([source])
+    try:
+        for target in (output, args.network_ckpt):
+            if target is not None:
+                plan.claim(target)
+    except OutputClash as err:
+        return fail(str(err))
+    try:
+        network, info = load_network(source)
+    except CheckpointError as err:
+        return fail(str(err))
+    target = output
+    try:
+        with atomic_path(output) as temp:
+            export_onnx(network, temp, training_config=info.get("config_yaml"), style_info=info.get("style_info"),
+                        identity_style=info.get("identity_style"))
+            print(f"onnx.checker: ok ({output})")
+            worst = 0.0
+            for shape, diff in parity_check(network, temp):
+                print(f"onnxruntime vs PyTorch, input {'x'.join(map(str, shape))}: max abs diff {diff:.2e}")
+                worst = max(worst, diff)
+            if worst > args.tolerance:
+                raise _Untrusted(f"ONNX output differs from PyTorch by {worst:.2e} (> tolerance {args.tolerance:g}); "
+                                 f"the exported model is not trustworthy and was not written to {output}")
+        print(f"exported {output} (styles: {', '.join(network.style_names)})")
+        if args.network_ckpt:
+            target = Path(args.network_ckpt)
+            with atomic_path(target) as temp:
+                save_network_checkpoint(source, temp)
+            print(f"network-only checkpoint: {target}")
+    except _Untrusted as err:
+        print(f"impasto export: {err}", file=sys.stderr)
         return 1
-    print(f"exported {output} (styles: {', '.join(network.style_names)})")
-    if args.network_ckpt:
-        print(f"network-only checkpoint: {save_network_checkpoint(args.checkpoint, args.network_ckpt)}")
+    except OSError as err:
+        return fail(f"{target}: cannot write ({err.strerror or err})")
     return 0

@@ -39,6 +39,7 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
 
 
 def train_and_export(run_dir: Path, overrides: list[str]) -> Path:
+    from impasto.core.errors import ImpastoError
     from impasto.training.checkpoint import load_network
     from impasto.training.config import compose_config
     from impasto.training.export import export_onnx, parity_check
@@ -48,6 +49,9 @@ def train_and_export(run_dir: Path, overrides: list[str]) -> Path:
     print(f"training {cfg.network._target_.rsplit('.', 1)[-1]} on scikit-image photos "
           f"({cfg.trainer.max_steps} steps, {cfg.data.image_size} px) -> {run_dir}")
     result = train(cfg)
+    if result["interrupted"]:  # a half-trained network is not what was asked for: stop, resumable
+        raise ImpastoError(f"stopped by {result['interrupted']} at step {result['global_step']}; "
+                           f"checkpoint: {result['last_ckpt']}")
     network, info = load_network(result["last_ckpt"])
     model_path = export_onnx(network, run_dir / "model.onnx", training_config=info["config_yaml"],
                              style_info=info["style_info"], identity_style=info["identity_style"])

@@ -3,13 +3,16 @@ from __future__ import annotations
 
 import logging
 import sys
+import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import hydra
-from hydra.errors import InstantiationException
+from hydra.errors import HydraException, InstantiationException
 from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf.errors import OmegaConfBaseException
 
 from impasto.training.config import CONFIG_MODULE, CONFIG_NAME, HYDRA_VERSION_BASE
 
@@ -123,18 +126,34 @@ def build_run(cfg: DictConfig) -> Run:
     return Run(datamodule, system, trainer)
 
 
+def _stopped_by(trainer: Any) -> str | None:
+    """The signal (``SIGINT``, ``SIGTERM``) that stopped training early, if one did."""
+    from impasto.training.callbacks import SaveOnInterrupt
+
+    signals = [cb.stopped_by for cb in trainer.callbacks if isinstance(cb, SaveOnInterrupt) and cb.stopped_by]
+    return signals[0].name if signals else None
+
+
 def train(cfg: DictConfig) -> dict[str, Any]:
-    """Train from a composed config; returns the run directory and checkpoint paths."""
+    """Train from a composed config; returns the run directory and checkpoint paths, and
+    ``interrupted``: the signal's name when one stopped the run early (see ``SaveOnInterrupt``)."""
     import lightning as L
     import torch
 
+    from impasto.training.checkpoint import check_resumable
+
+    if cfg.get("ckpt_path"):
+        check_resumable(cfg.ckpt_path)  # before minutes of set-up, and one line rather than a traceback
     L.seed_everything(cfg.seed, workers=True)
     run = build_run(cfg)
     run_dir = Path(cfg.paths.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     if cfg.get("ckpt_path"):
         _keep_csv_history(run.trainer.loggers)
-    run.trainer.fit(run.system, datamodule=run.datamodule, ckpt_path=cfg.get("ckpt_path"))
+    with warnings.catch_warnings():
+        # The training data loader does resume mid-epoch (ResumableSampler), unknown to Lightning.
+        warnings.filterwarnings("ignore", message="You're resuming from a checkpoint that ended before the epoch")
+        run.trainer.fit(run.system, datamodule=run.datamodule, ckpt_path=cfg.get("ckpt_path"))
     # Files that only fail when decoded are warned about one by one as they happen, inside the
     # DataLoader workers, whose counts the main process cannot see; only the scan's count is summed.
     skipped = getattr(run.datamodule, "skipped", []) or []
@@ -144,7 +163,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     step = run.trainer.global_step
     if not step and last.is_file():  # ddp_spawn trains in child processes: ask the checkpoint
         step = torch.load(last, map_location="cpu", weights_only=True)["global_step"]
-    return {"run_dir": run_dir, "last_ckpt": last, "global_step": step,
+    return {"run_dir": run_dir, "last_ckpt": last, "global_step": step, "interrupted": _stopped_by(run.trainer),
             "metrics": {k: float(v) for k, v in run.trainer.callback_metrics.items()}}
 
 
@@ -173,12 +192,58 @@ def _hydra_entry(cfg: DictConfig) -> None:
         raise SystemExit(2) from None
     print(f"run directory: {result['run_dir']}")
     print(f"checkpoint: {result['last_ckpt']} (step {result['global_step']})")
+    if result["interrupted"]:
+        import signal
+
+        print(f"impasto train: stopped by {result['interrupted']} at step {result['global_step']}; resume with "
+              f"ckpt_path={result['last_ckpt']}", file=sys.stderr)
+        raise SystemExit(128 + signal.Signals[result["interrupted"]])
+
+
+def override_error(args: Sequence[str]) -> str | None:
+    """Why Hydra would refuse these command-line arguments (a malformed override, an unknown key or
+    group option), as one line; None when they compose. Hydra reports these itself in several lines
+    and exits 1; multirun sweeps and other config sources are left to it."""
+    from hydra._internal.utils import get_args_parser
+
+    from impasto.training.config import compose_config
+
+    parsed, _ = get_args_parser().parse_known_args(list(args))
+    if parsed.multirun or parsed.config_path or parsed.config_dir or parsed.config_name:
+        return None
+    try:
+        compose_config(parsed.overrides)
+    except (HydraException, OmegaConfBaseException) as err:
+        return one_line(str(err)) or type(err).__name__
+    return None
+
+
+def one_line(message: str) -> str:
+    """Hydra's multi-line error as one line: a line ending in ``:`` takes the lines under it as a
+    list; the search path and the links to the docs are left out."""
+    parts: list[str] = []
+    listing = False
+    for line in (raw.strip() for raw in message.splitlines()):
+        if line.startswith("Config search path"):
+            break
+        if not line or line.startswith(("See https://", "full_key:", "object_type=")):
+            continue
+        if listing:
+            parts[-1] += (" " if parts[-1].endswith(":") else ", ") + line
+        else:
+            parts.append(line)
+            listing = line.endswith(":")
+    return " ".join(p if p.endswith((".", ":")) or i == len(parts) - 1 else p + ";" for i, p in enumerate(parts))
 
 
 def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if problem := override_error(args):
+        print(f"impasto train: {problem}", file=sys.stderr)
+        return 2
     # Hydra reads its overrides from sys.argv only; put the caller's back afterwards.
     saved = sys.argv
-    sys.argv = ["impasto train", *(saved[1:] if argv is None else argv)]
+    sys.argv = ["impasto train", *args]
     try:
         _hydra_entry()
     finally:

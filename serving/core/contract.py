@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from impasto.core.errors import ModelError
 
@@ -81,8 +81,12 @@ def read_metadata(meta: Mapping[str, str], source: str) -> ModelMetadata:
             or len(set(names)) != len(names)):
         raise ModelError(f"{source}: {META_STYLE_NAMES} must be a JSON list of distinct, non-empty names")
     info = _json(meta.get(META_STYLE_INFO) or "{}", META_STYLE_INFO, source)
-    if not isinstance(info, dict):
-        raise ModelError(f"{source}: {META_STYLE_INFO} must be a JSON object")
+    # Style info is served as is (GET /v1/styles, `impasto styles`): one JSON object per style.
+    if not isinstance(info, dict) or not all(isinstance(v, dict) for v in info.values()):
+        raise ModelError(f"{source}: {META_STYLE_INFO} must be a JSON object of one object per style")
+    strays = sorted(set(info) - set(names))
+    if strays:
+        raise ModelError(f"{source}: {META_STYLE_INFO} describes styles the model does not have: {', '.join(strays)}")
     identity = meta.get(META_IDENTITY) or None
     if identity is not None and identity not in names:
         raise ModelError(f"{source}: identity style {identity!r} is not one of its styles ({', '.join(names)})")
@@ -96,6 +100,46 @@ def check_io(inputs: Iterable[str], outputs: Iterable[str], source: str) -> bool
         raise ModelError(f"{source}: expected inputs {INPUT_IMAGE!r} (+ {INPUT_STYLE_WEIGHTS!r}) and output "
                          f"{OUTPUT!r}, got {sorted(inputs)} -> {sorted(outputs)}")
     return INPUT_STYLE_WEIGHTS in inputs
+
+
+class TensorInfo(Protocol):
+    """What onnxruntime says about a graph input or output (``onnxruntime.NodeArg``)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def shape(self) -> Sequence[Any]: ...
+    @property
+    def type(self) -> str: ...
+
+
+TENSOR_TYPE = "tensor(float)"
+
+
+def check_signature(inputs: Sequence[TensorInfo], outputs: Sequence[TensorInfo], num_styles: int,
+                    source: str) -> bool:
+    """Check names (:func:`check_io`), element types and ranks of the graph's inputs and output,
+    and that ``style_weights`` has one column per style; True when the model can blend.
+
+    Dimensions the graph leaves symbolic are not checked here: the probe run at load covers them.
+    """
+    blendable = check_io((t.name for t in inputs), (t.name for t in outputs), source)
+    # name -> (rank, size of dimension 1)
+    expected = {INPUT_IMAGE: (4, 3), INPUT_STYLE_WEIGHTS: (2, num_styles), OUTPUT: (4, 3)}
+    for tensor in [*inputs, *(t for t in outputs if t.name == OUTPUT)]:
+        rank, columns = expected[tensor.name]
+        shape = None if tensor.shape is None else list(tensor.shape)
+        described = f"{tensor.name!r} ({tensor.type} {shape})"
+        if tensor.type != TENSOR_TYPE:
+            raise ModelError(f"{source}: {described} must be {TENSOR_TYPE}")
+        if shape is None:  # rank unknown to onnxruntime: left to the probe
+            continue
+        if len(shape) != rank:
+            raise ModelError(f"{source}: {described} must have {rank} dimensions")
+        if isinstance(shape[1], int) and shape[1] != columns:
+            what = f"{columns} columns, one per style" if tensor.name == INPUT_STYLE_WEIGHTS else "3 channels"
+            raise ModelError(f"{source}: {described} must have {what}")
+    return blendable
 
 
 def _json(text: str, key: str, source: str) -> Any:

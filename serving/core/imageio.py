@@ -2,17 +2,21 @@
 ``skimage:NAME`` references, resizing, and float32 RGB ``[3, H, W]`` arrays in [0, 1].
 
 Handles EXIF orientation, grayscale, palette and alpha (composited on white), 16-bit grayscale,
-and decompression bombs (the pixel count is checked from the header, before decoding). Every
-failure is an :class:`ImageError` with a one-line message.
+and decompression bombs: the pixel count, the aspect ratio and whether the file is large enough to
+hold what it declares are checked from the header, before decoding (:func:`open_header`), and
+large JPEGs can decode at a reduced scale (:func:`draft_for`). Every failure is an
+:class:`ImageError` with a one-line message.
 """
 from __future__ import annotations
 
 import glob
 import io
+import math
+import struct
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import IO
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -37,38 +41,122 @@ def open_image(source: str | Path | bytes, *, max_pixels: int = DEFAULT_MAX_PIXE
     Raises :class:`ImageError` with a one-line reason for anything unreadable, over ``max_pixels``
     or not in ``formats`` (PIL format names such as ``"PNG"``).
     """
-    name = "<upload>" if isinstance(source, (bytes, bytearray)) else str(source)
-    stream: IO[bytes]
     if isinstance(source, (bytes, bytearray)):
-        if not source:
-            raise ImageError("empty image")
-        stream = io.BytesIO(source)
-    else:
-        path = Path(source)
-        if not path.is_file():
-            raise ImageError(f"{name}: no such file")
-        stream = path.open("rb")
+        return load_rgb(open_header(source, max_pixels=max_pixels, formats=formats))
+    path, name = Path(source), str(source)
+    if not path.is_file():
+        raise ImageError(f"{name}: no such file")
+    # Read whole: the file is closed at once, and decoding from memory is what uploads do too.
+    return load_rgb(open_header(path.read_bytes(), max_pixels=max_pixels, formats=formats, name=name), name)
+
+
+def open_header(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS, formats: tuple[str, ...] | None = None,
+                max_aspect_ratio: float | None = None, name: str = "<upload>") -> Image.Image:
+    """Read only the header of an encoded image and check every limit that needs no decoding.
+
+    The result is not decoded yet (see :func:`draft_for` and :func:`load_rgb`): its ``size`` says
+    what decoding will cost. Refused with an :class:`ImageError`: unreadable headers, formats not in
+    ``formats``, more than ``max_pixels``, a longer/shorter side ratio over ``max_aspect_ratio``,
+    and files too small to hold the pixels they declare (truncated, or crafted to decode to a large
+    blank image).
+    """
+    if not data:
+        raise ImageError("empty image")
+    with _decoding_errors(name):
+        img: Image.Image = Image.open(io.BytesIO(data))
+        if formats is not None and img.format not in formats:
+            raise ImageError(f"{name}: format {img.format} not accepted (accepted: {', '.join(formats)})")
+        width, height = img.size
+        if width * height > max_pixels:
+            raise ImageError(f"{name}: {width}x{height} is over the limit of {max_pixels} pixels")
+        if max_aspect_ratio is not None and max(img.size) > max_aspect_ratio * max(1, min(img.size)):
+            raise ImageError(f"{name}: {width}x{height} is too thin (the longer side may be at most "
+                             f"{max_aspect_ratio:g} times the shorter)")
+        _check_complete(img, len(data), name)
+    return img
+
+
+def _check_complete(img: Image.Image, size: int, name: str) -> None:
+    """Refuse a file too small to encode the pixels it declares.
+
+    libjpeg fills whatever a JPEG lacks with grey and reports success, so a few hundred bytes
+    declaring 7000x7000 would decode to 49 megapixels of nothing. A complete file has a floor:
+    Huffman-coded JPEG spends at least one bit on every 8x8 block of every component, and a
+    component is subsampled at most 4x per direction; deflate (PNG) compresses at most 1032:1,
+    and every row holds a filter byte plus at least one bit per pixel.
+    """
+    width, height = img.size
+    if img.format == "JPEG":
+        if _jpeg_frame_marker(img) in ARITHMETIC_JPEG_FRAMES:
+            # Arithmetic coding has no such floor (and browsers do not decode it either).
+            raise ImageError(f"{name}: arithmetic-coded JPEG not accepted")
+        least = width * height // (64 * 16 * 8)
+    elif img.format == "PNG":
+        least = height * (1 + (width + 7) // 8) // 1032
+    else:  # WebP decoding fails outright on missing data
+        return
+    if size < least:
+        raise ImageError(f"{name}: corrupt or truncated image ({size} bytes cannot hold {width}x{height} pixels)")
+
+
+# Start-of-frame markers of arithmetic-coded JPEG (sequential, progressive, lossless, differential).
+ARITHMETIC_JPEG_FRAMES = frozenset({0xFFC9, 0xFFCA, 0xFFCB, 0xFFCD, 0xFFCE, 0xFFCF})
+
+
+def _jpeg_frame_marker(img: Image.Image) -> int | None:
+    """The SOFn marker of an opened JPEG (walks the marker segments of its header)."""
+    fp = getattr(img, "fp", None)  # an ImageFile's, open until it is decoded
+    if fp is None:
+        return None
+    position = fp.tell()
+    try:
+        fp.seek(2)
+        while True:
+            head = fp.read(4)
+            if len(head) < 4 or head[0] != 0xFF:
+                return None
+            marker, length = (head[0] << 8) | head[1], (head[2] << 8) | head[3]
+            if 0xFFC0 <= marker <= 0xFFCF and marker not in (0xFFC4, 0xFFC8, 0xFFCC):
+                return marker
+            if marker == 0xFFDA:  # start of scan: no frame header before it
+                return None
+            fp.seek(length - 2, io.SEEK_CUR)
+    finally:
+        fp.seek(position)
+
+
+def draft_for(img: Image.Image, longer: int | None) -> tuple[int, int]:
+    """Let a JPEG decode straight at a reduced scale (1/2, 1/4 or 1/8) when it is at least twice
+    the size it will be resized to, so the longer side stays at least ``longer``; returns the size
+    decoding will produce. Other formats (and ``None``) decode at full size."""
+    width, height = img.size
+    if img.format == "JPEG" and longer and max(width, height) >= 2 * longer:
+        scale = longer / max(width, height)
+        img.draft(None, (max(1, math.ceil(width * scale)), max(1, math.ceil(height * scale))))
+    return img.size
+
+
+def load_rgb(img: Image.Image, name: str = "<upload>") -> Image.Image:
+    """Decode an image from :func:`open_header` as RGB, honouring EXIF orientation."""
+    with _decoding_errors(name):
+        img.load()
+        img = ImageOps.exif_transpose(img)
+    return to_rgb(img)
+
+
+@contextmanager
+def _decoding_errors(name: str) -> Iterator[None]:
+    """Pillow's many exception types for bad data -> one-line :class:`ImageError`."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img: Image.Image = Image.open(stream)
-            if formats is not None and img.format not in formats:
-                raise ImageError(f"{name}: format {img.format} not accepted (accepted: {', '.join(formats)})")
-            width, height = img.size
-            if width * height > max_pixels:  # checked on the header, before any pixel is decoded
-                raise ImageError(f"{name}: {width}x{height} is over the limit of {max_pixels} pixels")
-            img.load()
-            img = ImageOps.exif_transpose(img)
+            yield
     except ImageError:
         raise
     except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
         raise ImageError(f"{name}: not a readable image ({err})".replace("\n", " ")) from None
-    except (OSError, SyntaxError, ValueError) as err:  # truncated or corrupt data
+    except (OSError, SyntaxError, ValueError, struct.error) as err:  # truncated or corrupt data
         raise ImageError(f"{name}: corrupt or truncated image ({err})".replace("\n", " ")) from None
-    finally:
-        if not isinstance(source, (bytes, bytearray)):
-            stream.close()
-    return to_rgb(img)
 
 
 def to_rgb(img: Image.Image) -> Image.Image:
@@ -76,9 +164,12 @@ def to_rgb(img: Image.Image) -> Image.Image:
     if img.mode == "RGB":
         return img
     if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
-        rgba = img.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(background, rgba).convert("RGB")
+        rgba = img if img.mode == "RGBA" else img.convert("RGBA")
+        # Pasting through the alpha band gives what alpha-compositing on opaque white gives, with
+        # one RGB copy instead of four full-size intermediates (this runs on the largest uploads).
+        background = Image.new("RGB", rgba.size, (255, 255, 255))
+        background.paste(rgba, mask=rgba)
+        return background
     if img.mode in ("I;16", "I;16B", "I;16L", "I"):  # 16-bit grayscale: scale to 8 bits
         arr = np.asarray(img, dtype=np.float32)
         arr = arr / max(float(arr.max()), 1.0) * 255.0

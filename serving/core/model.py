@@ -13,11 +13,22 @@ from typing import Any
 
 import numpy as np
 
-from impasto.core.contract import INPUT_IMAGE, INPUT_STYLE_WEIGHTS, MIN_SIDE, OUTPUT, check_io, read_metadata
+from impasto.core.contract import (
+    INPUT_IMAGE,
+    INPUT_STYLE_WEIGHTS,
+    MIN_SIDE,
+    OUTPUT,
+    check_signature,
+    read_metadata,
+)
 from impasto.core.errors import ModelError, StyleError
 from impasto.core.stylespec import StyleItem, parse_style_spec, weight_vector
 
 log = logging.getLogger(__name__)
+
+# The probe run at load: small, not square, and not a multiple of 4, so a network that resizes,
+# crops or transposes its output shows it before any user's image goes through it.
+PROBE_SHAPE = (1, 3, MIN_SIDE + 5, MIN_SIDE + 11)
 
 # Models shipped inside the package: the defaults of `impasto stylize`, `styles` and `serve`.
 # They are package data of impasto.serving; found through the import system (not a path relative
@@ -79,9 +90,19 @@ class StyleModel:
         self.style_names: list[str] = contract.style_names
         self.style_info: dict[str, dict[str, Any]] = contract.style_info
         self.identity_style: str | None = contract.identity_style
-        self.blendable = check_io((i.name for i in self.session.get_inputs()),
-                                  (o.name for o in self.session.get_outputs()), str(self.path))
+        self.blendable = check_signature(self.session.get_inputs(), self.session.get_outputs(),
+                                         len(self.style_names), str(self.path))
         self.name = self.path.stem
+        self._probe()
+
+    def _probe(self) -> None:
+        """One tiny run at load, checked like every run (size, finite): a model that breaks the
+        contract is refused here, in one line, instead of answering every request wrongly."""
+        probe = np.linspace(0.0, 1.0, int(np.prod(PROBE_SHAPE)), dtype=np.float32).reshape(PROBE_SHAPE)
+        try:
+            self.run(probe)
+        except ModelError as err:
+            raise ModelError(f"{self.path}: refused at load: {str(err).removeprefix(self.name + ': ')}") from None
 
     @property
     def providers(self) -> list[str]:
@@ -115,12 +136,24 @@ class StyleModel:
         if self.blendable:
             if style_weights is None:
                 style_weights = np.tile(self.style_weights(None), (n, 1))
-            feeds[INPUT_STYLE_WEIGHTS] = np.ascontiguousarray(style_weights, dtype=np.float32).reshape(
-                n, len(self.style_names))
+            weights = np.ascontiguousarray(style_weights, dtype=np.float32)
+            if weights.size == n * len(self.style_names):
+                weights = weights.reshape(n, len(self.style_names))
+            if weights.shape != (n, len(self.style_names)) or not np.isfinite(weights).all():
+                raise ModelError(f"{self.name}: expected finite style weights of shape "
+                                 f"[{n}, {len(self.style_names)}], got {list(weights.shape)}")
+            feeds[INPUT_STYLE_WEIGHTS] = weights
         try:
             output = self.session.run([OUTPUT], feeds)[0]
         except Exception as err:  # onnxruntime raises its own exception types (shapes, memory, ...)
             raise ModelError(f"{self.name}: inference failed ({err})".splitlines()[0]) from None
+        # Never hand on a wrong-sized or NaN image (it would encode as black): fail in one line.
+        expected = feeds[INPUT_IMAGE].shape
+        if getattr(output, "shape", None) != expected:
+            raise ModelError(f"{self.name}: the model's output has shape {list(np.shape(output))}, "
+                             f"expected {list(expected)} (the input's)")
+        if not np.isfinite(output).all():
+            raise ModelError(f"{self.name}: the model's output is not finite (NaN or infinity)")
         return output[:, :, :height, :width]
 
 

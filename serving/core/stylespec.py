@@ -4,6 +4,8 @@
 
 A bare name weighs 1; weights are finite numbers >= 0 that do not all sum to zero, and are
 normalised to sum to 1 (a name given twice adds up). A blank spec means "the default style".
+Any finite weights a user can type give the blend they describe: ``a:1e308,b:1e308`` is a 50/50
+blend, ``a:1e-320`` is ``a`` alone.
 """
 from __future__ import annotations
 
@@ -35,10 +37,14 @@ def parse_style_spec(spec: str | None) -> list[StyleItem]:
             raise StyleError(f"empty style or model name in {spec!r}")
         weight = _weight(text.strip(), name) if colon else 1.0
         raw.append((model if slash else None, name, weight))
-    total = math.fsum(w for _, _, w in raw)
-    if total <= 0:
+    # Scale by the largest weight first: the sum of huge weights would overflow (1e308 + 1e308)
+    # and tiny ones would lose precision, while weights in [0, 1] sum to at most their count.
+    largest = max(w for _, _, w in raw)
+    if largest <= 0:
         raise StyleError(f"style weights in {spec!r} sum to zero")
-    return [StyleItem(model, name, w / total) for model, name, w in raw]
+    scaled = [w / largest for _, _, w in raw]
+    total = math.fsum(scaled)
+    return [StyleItem(model, name, w / total) for (model, name, _), w in zip(raw, scaled)]
 
 
 def format_style_spec(items: Sequence[StyleItem]) -> str:
@@ -49,13 +55,23 @@ def format_style_spec(items: Sequence[StyleItem]) -> str:
 
 
 def weight_vector(items: Sequence[StyleItem], style_names: Sequence[str]) -> np.ndarray:
-    """Items -> float32 weights over ``style_names`` (summing to 1); an unknown name is a StyleError."""
-    weights = np.zeros(len(style_names), dtype=np.float32)
+    """Items -> float32 weights over ``style_names`` (summing to 1); an unknown name is a StyleError.
+
+    Items built by hand need not be normalised: the weights are normalised here, in float64, and
+    any that cannot be (negative, not finite, all zero) are a StyleError rather than a NaN blend.
+    """
     for item in items:
         if item.name not in style_names:
             raise StyleError(f"unknown style {item.name!r}; available: {', '.join(style_names)}")
-        weights[list(style_names).index(item.name)] += item.weight
-    return weights
+        if not (math.isfinite(item.weight) and item.weight >= 0):
+            raise StyleError(f"style weight for {item.name!r} must be a finite number >= 0, got {item.weight}")
+    largest = max((item.weight for item in items), default=0.0)
+    if largest <= 0:
+        raise StyleError("style weights sum to zero")
+    weights = np.zeros(len(style_names), dtype=np.float64)
+    for item in items:  # scaled by the largest first, so repeated huge weights cannot overflow
+        weights[list(style_names).index(item.name)] += item.weight / largest
+    return (weights / weights.sum()).astype(np.float32)
 
 
 def _weight(text: str, name: str) -> float:

@@ -22,11 +22,12 @@ def test_load_benchmark_measures_both_modes(capsys):
     assert rc == 0, out
     rows = {line[:12].strip(): line[12:].split() for line in out.splitlines() if line.startswith("batching ")}
     assert set(rows) == {"batching on", "batching off"}, out
-    for mode, (requests, errors, images_per_s, p50, p95, p99, mean_batch) in rows.items():
+    for mode, (requests, errors, images_per_s, p50, p95, p99, mean_batch, peak_rss) in rows.items():
         assert int(errors) == 0 and int(requests) > 0, f"{mode}: {out}"
         assert 0 < float(images_per_s) < math.inf and 0 <= float(p50) <= float(p95) <= float(p99), f"{mode}: {out}"
         assert float(mean_batch) >= 1, f"{mode}: {out}"  # at least one request went through the model
-    assert float(rows["batching off"][-1]) == 1  # without batching every model call holds one image
+        assert 20 < float(peak_rss) < 4096, f"{mode}: {out}"  # a real process's resident memory, in MiB
+    assert float(rows["batching off"][-2]) == 1  # without batching every model call holds one image
 
 
 def test_load_benchmark_clear_errors(tmp_path, capsys):

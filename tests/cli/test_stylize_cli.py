@@ -76,16 +76,6 @@ def test_unknown_command():
     assert result.returncode == 2 and "unknown command" in result.stderr
 
 
-def test_train_config_errors_are_one_line(tmp_path):
-    result = impasto("train", "style=image", f"style_image={tmp_path / 'missing.jpg'}", f"hydra.run.dir={tmp_path}")
-    assert result.returncode == 2
-    assert result.stderr.strip().splitlines()[-1] == f"impasto train: style 'custom': {tmp_path / 'missing.jpg'}: no such file"
-    assert "Traceback" not in result.stderr
-    bad = impasto("train", "network.norm=layer", f"hydra.run.dir={tmp_path}")
-    assert bad.returncode == 2 and bad.stderr.strip().endswith("unknown norm 'layer'; choose one of "
-                                                              "instance, batch, conditional_instance")
-
-
 def test_tiny_and_thin_images_keep_their_size(tiny_onnx, tmp_path):
     sizes = [(1, 1), (3, 200), (200, 3)]
     for w, h in sizes:

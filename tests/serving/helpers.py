@@ -45,23 +45,32 @@ def wait_ready(get, timeout: float = 20.0) -> None:
 def app_client(app, ready: bool = True):
     from fastapi.testclient import TestClient
 
-    with TestClient(app, raise_server_exceptions=False) as client:
+    # localhost: the service answers only the Host names it serves (TestClient's default is "testserver").
+    with TestClient(app, base_url="http://localhost", raise_server_exceptions=False) as client:
         if ready:
             wait_ready(client.get)
         yield client
 
 
 @contextlib.contextmanager
-def live_server(app):
-    """Run ``app`` with a real uvicorn on 127.0.0.1 (an OS-chosen port) in a thread; yields the base URL."""
+def live_server(app, **config):
+    """Run ``app`` with a real uvicorn on 127.0.0.1 (an OS-chosen port) in a thread; yields the base URL.
+
+    uvicorn is configured as ``impasto serve`` configures it (protocol, timeouts) from the app's
+    settings; ``config`` overrides ``uvicorn.Config`` arguments.
+    """
     import httpx
     import uvicorn
+
+    from impasto.serving.server import uvicorn_options
 
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    options = {**uvicorn_options(app.state.service.settings), "log_level": "warning", **config}
+    options.pop("host"), options.pop("port")
+    server = uvicorn.Server(uvicorn.Config(app, lifespan="on", **options))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     base = f"http://127.0.0.1:{port}"

@@ -12,6 +12,8 @@ from impasto.core.model import StyleModel
 from impasto.serving.app import create_app
 from tests.serving.helpers import GatedModel, app_client, decode, live_server, make_settings, png_bytes, wait_until
 
+PNG = {"content-type": "image/png"}  # a raw body is taken only with an image content type
+
 
 @pytest.fixture
 def gated(model_dir):
@@ -75,16 +77,16 @@ def test_full_queue_answers_503_with_retry_after(model_dir, gated):
         batcher = app.state.service.batchers["trio"]
         gated["trio"].gate.clear()
         gated["trio"].entered.clear()
-        running = pool.submit(http.post, "/v1/stylize?style=ink", content=data)
+        running = pool.submit(http.post, "/v1/stylize?style=ink", content=data, headers=PNG)
         gated["trio"].entered.wait(10)
-        queued = pool.submit(http.post, "/v1/stylize?style=wave:1,ink:1", content=data)
+        queued = pool.submit(http.post, "/v1/stylize?style=wave:1,ink:1", content=data, headers=PNG)
         wait_until(lambda: batcher.depth == 1)
-        refused = http.post("/v1/stylize?style=ink", content=data)
+        refused = http.post("/v1/stylize?style=ink", content=data, headers=PNG)
         assert refused.status_code == 503
         assert refused.headers["Retry-After"] == "3"
         assert refused.json()["error"] == "overloaded"
         # Another model has its own queue and is not refused.
-        assert http.post("/v1/stylize?model=solo", content=data).status_code == 200
+        assert http.post("/v1/stylize?model=solo", content=data, headers=PNG).status_code == 200
         gated["trio"].gate.set()
         assert running.result().status_code == 200 and queued.result().status_code == 200
         metrics = http.get("/metrics").text
@@ -100,16 +102,16 @@ def test_request_timeout_answers_504_and_frees_the_queue(model_dir, gated):
         try:
             result = {}
             blocked = threading.Thread(target=lambda: result.update(r=c.post("/v1/stylize?style=ink",
-                                                                                content=png_bytes(40, 40))))
+                                                                                content=png_bytes(40, 40), headers=PNG)))
             blocked.start()
-            r = c.post("/v1/stylize?style=ink", content=png_bytes(40, 40, seed=1))  # queued behind it
+            r = c.post("/v1/stylize?style=ink", content=png_bytes(40, 40, seed=1), headers=PNG)  # queued behind it
             assert r.status_code == 504 and r.json()["error"] == "timeout"
             blocked.join(10)
             assert result["r"].status_code == 504
             assert app.state.service.batchers["trio"].depth == 0
         finally:
             gated["trio"].gate.set()
-        assert c.post("/v1/stylize?style=ink", content=png_bytes(40, 40)).status_code == 200
+        assert c.post("/v1/stylize?style=ink", content=png_bytes(40, 40), headers=PNG).status_code == 200
 
 
 def test_readyz_is_503_until_warm_up_is_done(model_dir, gated):
@@ -134,10 +136,10 @@ def test_a_model_that_cannot_run_keeps_readyz_red_and_answers_json_500(model_dir
         wait_until(lambda: app_state_warmup_error(c) is not None)
         r = c.get("/readyz")
         assert r.status_code == 503 and "bad allocation" in r.json()["detail"]
-        r = c.post("/v1/stylize?style=ink", content=png_bytes(32, 32))
+        r = c.post("/v1/stylize?style=ink", content=png_bytes(32, 32), headers=PNG)
         assert r.status_code == 500
         assert r.json() == {"error": "internal_error", "detail": "internal server error"}  # no traceback
-        assert c.post("/v1/stylize?model=solo", content=png_bytes(32, 32)).status_code == 200
+        assert c.post("/v1/stylize?model=solo", content=png_bytes(32, 32), headers=PNG).status_code == 200
 
 
 def app_state_warmup_error(client):

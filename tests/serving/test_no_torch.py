@@ -20,8 +20,9 @@ def test_app_and_a_request_do_not_import_torch(model_dir):
 
         buf = io.BytesIO()
         Image.new("RGB", (40, 30), "orange").save(buf, "PNG")
-        with TestClient(create_app(Settings(models={str(model_dir)!r}))) as client:
-            r = client.post("/v1/stylize?style=ink:1,wave:1", content=buf.getvalue())
+        with TestClient(create_app(Settings(models={str(model_dir)!r})), base_url="http://localhost") as client:
+            r = client.post("/v1/stylize?style=ink:1,wave:1", content=buf.getvalue(),
+                            headers={{"content-type": "image/png"}})
             assert r.status_code == 200, r.text
             assert client.get("/v1/styles").status_code == 200
         loaded = sorted(m for m in sys.modules if m == "torch" or m.startswith(("torch.", "torchvision")))

@@ -35,3 +35,23 @@ def test_weight_vector_adds_repeats_and_refuses_unknown_names():
 def test_format_drops_prefixes_and_shows_normalised_weights():
     assert format_style_spec(parse_style_spec("m/wave")) == "wave"
     assert format_style_spec(parse_style_spec("m/wave:3,ink:1")) == "wave:0.75,ink:0.25"
+
+
+@pytest.mark.parametrize("spec, expected", [
+    ("a:1e308,b:1e308", [0.5, 0.5]),  # their sum overflows a float
+    ("a:3e38,b:3e38", [0.5, 0.5]),  # their sum overflows float32
+    ("a:1e39,b:0", [1.0, 0.0]),
+    ("a:1e-320,b:3e-320", [0.25, 0.75]),  # subnormal: dividing by their sum loses precision
+])
+def test_extreme_weights_normalise_to_the_blend_they_describe(spec, expected):
+    items = parse_style_spec(spec)
+    np.testing.assert_allclose([item.weight for item in items], expected, rtol=1e-6)
+    np.testing.assert_allclose(weight_vector(items, ["a", "b"]), expected, rtol=1e-6)
+
+
+def test_weight_vector_normalises_hand_built_items_and_refuses_unusable_weights():
+    huge = [StyleItem(None, "a", 1e308), StyleItem(None, "a", 1e308), StyleItem(None, "b", 1e308)]
+    np.testing.assert_allclose(weight_vector(huge, ["a", "b"]), [2 / 3, 1 / 3], rtol=1e-6)
+    for weight, message in ((float("nan"), "finite"), (float("inf"), "finite"), (-1.0, ">= 0"), (0.0, "sum to zero")):
+        with pytest.raises(StyleError, match=message):
+            weight_vector([StyleItem(None, "a", weight)], ["a", "b"])

@@ -1,3 +1,4 @@
+import contextlib
 import json
 
 import numpy as np
@@ -70,3 +71,47 @@ def test_loaded_network_matches_onnx_on_a_real_photo(tiny_run, tiny_onnx):
     got = ort.InferenceSession(str(tiny_onnx)).run(["stylized"], {"image": photo.numpy()})[0]
     assert got.shape == (1, 3, 101, 143)
     assert np.abs(got - expected).max() < 1e-4
+
+
+@pytest.fixture
+def bogus_ckpt(tmp_path):
+    """Refusals of paths and options come before the checkpoint is read: any file will do."""
+    path = tmp_path / "last.ckpt"
+    path.write_bytes(b"training state")
+    return path
+
+
+@pytest.mark.parametrize("args, message", [
+    (["-o", "{ckpt}"], "{ckpt} is one of the inputs; it is never overwritten"),
+    (["--network-ckpt", "{ckpt}"], "{ckpt} is one of the inputs; it is never overwritten"),
+    (["-o", "{dir}/m.onnx", "--network-ckpt", "{dir}/./m.onnx"],
+     "{dir}/m.onnx is an earlier output of this run; it is never overwritten"),
+    (["--tolerance", "nan"], "--tolerance must be a finite number >= 0, got nan"),
+    (["--tolerance", "inf"], "--tolerance must be a finite number >= 0, got inf"),
+    (["--tolerance=-1e-3"], "--tolerance must be a finite number >= 0, got -0.001"),
+    (["--tolerance", "x"], "argument --tolerance: invalid float value: 'x'"),
+])
+def test_export_refuses_clashing_paths_and_bad_tolerances_in_one_line(bogus_ckpt, capsys, args, message):
+    fill = {"ckpt": bogus_ckpt, "dir": bogus_ckpt.parent}
+    with pytest.raises(SystemExit) if "invalid" in message else contextlib.nullcontext() as refused:
+        code = export_main([str(bogus_ckpt), *(a.format(**fill) for a in args)])
+    assert (refused.value.code if refused else code) == 2
+    assert capsys.readouterr().err == f"impasto export: {message.format(**fill)}\n"
+    assert bogus_ckpt.read_bytes() == b"training state"
+    assert sorted(p.name for p in bogus_ckpt.parent.iterdir()) == ["last.ckpt"]
+
+
+def test_export_to_an_unwritable_path_is_one_line(tiny_run, tmp_path, capsys):
+    (tmp_path / "blocker").write_bytes(b"a file")
+    target = tmp_path / "blocker" / "m.onnx"
+    assert export_main([str(tiny_run["last_ckpt"]), "-o", str(target)]) == 2
+    assert capsys.readouterr().err == f"impasto export: {target}: cannot write ({tmp_path / 'blocker'} is not a folder)\n"
+
+
+def test_an_untrustworthy_export_is_not_put_in_place(tiny_run, tmp_path, capsys):
+    target = tmp_path / "m.onnx"
+    target.write_bytes(b"the model that was there")
+    assert export_main([str(tiny_run["last_ckpt"]), "-o", str(target), "--tolerance", "0"]) == 1
+    assert f"not trustworthy and was not written to {target}" in capsys.readouterr().err
+    assert target.read_bytes() == b"the model that was there"
+    assert [p.name for p in tmp_path.iterdir()] == ["m.onnx"]  # no temporary file left behind
