@@ -32,7 +32,7 @@ def losses_by_step(run_dir):
             for row in csv.DictReader(f):
                 if row.get("train/loss"):
                     step, loss = int(row["step"]), float(row["train/loss"])
-                    assert losses.setdefault(step, loss) == pytest.approx(loss, rel=1e-6, abs=0), (path, step)
+                    assert losses.setdefault(step, loss) == pytest.approx(loss, rel=0, abs=1e-6), (path, step)
     return losses
 
 
@@ -120,7 +120,7 @@ def test_the_train_command_stopped_by_ctrl_c_or_killed_resumes_exactly(tmp_path,
     assert resume(tmp_path / "sigint", "data.num_workers=1")["global_step"] == STEPS
     assert resume(tmp_path / "sigkill")["global_step"] == STEPS
     for name in ckpts:
-        assert losses_by_step(tmp_path / name) == pytest.approx(reference, rel=1e-6, abs=0), name
+        assert losses_by_step(tmp_path / name) == pytest.approx(reference, rel=0, abs=1e-6), name
 
 
 def test_sigterm_stops_after_the_step_and_resumes_exactly(tmp_path, reference):
@@ -134,7 +134,7 @@ def test_sigterm_stops_after_the_step_and_resumes_exactly(tmp_path, reference):
     assert torch.load(stopped["last_ckpt"], weights_only=True)["global_step"] == 6
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # handlers put back
     assert resume(tmp_path)["global_step"] == STEPS
-    assert losses_by_step(tmp_path) == pytest.approx(reference, rel=1e-6, abs=0)
+    assert losses_by_step(tmp_path) == pytest.approx(reference, rel=0, abs=1e-6)
 
 
 def test_a_second_ctrl_c_stops_at_once_and_still_saves(tmp_path, reference):
@@ -149,7 +149,7 @@ def test_a_second_ctrl_c_stops_at_once_and_still_saves(tmp_path, reference):
     # The interrupt came before the logger wrote the last step's row; every other step is there.
     logged = losses_by_step(tmp_path)
     assert set(logged) >= set(range(2, STEPS))
-    assert logged == pytest.approx({step: reference[step] for step in logged}, rel=1e-6, abs=0)
+    assert logged == pytest.approx({step: reference[step] for step in logged}, rel=0, abs=1e-6)
 
 
 def test_last_ckpt_is_also_written_every_minute_of_training(tmp_path):
