@@ -2,8 +2,9 @@
 
 Each loss follows "encode, represent, score x weight": one encoder pass yields every layer the
 losses need, the representation is the raw activation (content) or its Gram matrix (style), and the
-score is a mean squared error. Loss weights are defined for the project's pixel convention and the
-embedded VGG19 (Caffe, 0-255 inputs).
+score is a mean squared error (``distance="mse"``) or a relative squared error (``"relative"``).
+MSE weights are defined for the project's pixel convention and the embedded VGG19 (Caffe, 0-255
+inputs); relative weights are scale-free (see :class:`PerceptualLoss`).
 """
 from __future__ import annotations
 
@@ -15,6 +16,9 @@ from torch import nn
 
 from impasto.models.features import FeatureExtractor
 
+DISTANCES = ("mse", "relative")
+_EPS = 1e-12  # keeps a relative distance finite when its reference is all zeros
+
 
 def gram_matrix(features: torch.Tensor) -> torch.Tensor:
     """``[N, C, H, W]`` -> ``[N, C, C]`` Gram matrices normalised by ``C*H*W``.
@@ -25,6 +29,20 @@ def gram_matrix(features: torch.Tensor) -> torch.Tensor:
     n, c, h, w = features.shape
     flat = features.reshape(n, c, h * w)
     return flat @ flat.transpose(1, 2) / (c * h * w)
+
+
+def relative_distance(x: torch.Tensor, reference: torch.Tensor, *, squared: bool = False) -> torch.Tensor:
+    """Per sample (``[N]``): ``||x - ref|| / ||ref||`` (``squared``: ``||x - ref||^2 / ||ref||^2``).
+
+    ``reference`` may hold one sample, broadcast over the batch. The benchmark's distances
+    (:mod:`impasto.models.quality`) and the relative training loss share this one definition, so
+    the loss optimises what the benchmark measures.
+    """
+    reference = reference.expand_as(x)
+    diff, ref = (x - reference).reshape(x.shape[0], -1), reference.reshape(x.shape[0], -1)
+    if squared:
+        return diff.pow(2).sum(1) / ref.pow(2).sum(1).clamp_min(_EPS * _EPS)
+    return diff.norm(dim=1) / ref.norm(dim=1).clamp_min(_EPS)
 
 
 def content_loss(features: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -78,12 +96,28 @@ class PerceptualLoss(nn.Module):
     blending towards it is a strength control inside the network. Feature and Gram targets alone
     leave colour casts in that reproduction, so ``identity_weight`` adds a pixel L1 term for each
     sample's identity share.
+
+    ``distance``: ``"mse"`` scores each layer by a mean squared error, summed over layers with their
+    weights, so the terms' scales depend on the loss network, the layers and (for content) the
+    activations' magnitude. ``"relative"`` scores each layer by ``||G - G_style||^2 / ||G_style||^2``
+    (style) and ``||F - F_content||^2 / ||F_content||^2`` (content), per sample, averaged over layers
+    with their weights: the squares of the benchmark's S and C terms
+    (:mod:`impasto.models.quality`). Both terms are then 0 on a perfect match and about 1 at "as
+    far as the target is from zero", at any image size and with any backend, so
+    ``style_weight / content_weight`` is one scale-free ratio.
+
+    Each style may carry a scale (``set_style_targets(..., style_scales=)``) multiplying its
+    samples' style term, blended like the targets for a blended sample.
     """
 
     def __init__(self, encoder: FeatureExtractor, content_layers: Mapping[str, float],
                  style_layers: Mapping[str, float], *, content_weight: float = 1.0,
-                 style_weight: float = 1.0, tv_weight: float = 0.0, identity_weight: float = 0.0):
+                 style_weight: float = 1.0, tv_weight: float = 0.0, identity_weight: float = 0.0,
+                 distance: str = "mse"):
         super().__init__()
+        if distance not in DISTANCES:
+            raise ValueError(f"loss distance must be one of {', '.join(DISTANCES)}, not {distance!r}")
+        self.distance = distance
         self.encoder = encoder
         self.content_layers = dict(content_layers)
         self.style_layers = dict(style_layers)
@@ -92,12 +126,18 @@ class PerceptualLoss(nn.Module):
         self.tv_weight = tv_weight
         self.identity_weight = identity_weight
         self.num_styles = 0
+        self.scaled_styles = False
 
-    def set_style_targets(self, styles: Sequence[tuple[Sequence[torch.Tensor], Sequence[float] | None]]) -> None:
+    def set_style_targets(self, styles: Sequence[tuple[Sequence[torch.Tensor], Sequence[float] | None]],
+                          style_scales: Sequence[float] | None = None) -> None:
         """Compute and cache Gram targets once: one entry per style, each ``(images, weights)``.
 
-        A style with no images is the identity style (see the class docstring).
+        A style with no images is the identity style (see the class docstring). ``style_scales``:
+        one non-negative multiplier of the style term per style (default 1 each).
         """
+        scales = [1.0] * len(styles) if style_scales is None else [float(w) for w in style_scales]
+        if len(scales) != len(styles) or any(w < 0 for w in scales):
+            raise ValueError(f"style scales must be non-negative, one per style; got {scales} for {len(styles)} styles")
         layers = list(self.style_layers)
         per_style = [weighted_gram_targets(self.encoder, images, weights, layers) if images else None
                      for images, weights in styles]
@@ -109,6 +149,9 @@ class PerceptualLoss(nn.Module):
             stacked = torch.stack([s[layer] if s else torch.zeros_like(shapes[layer]) for s in per_style])
             self.register_buffer(f"target_{layer}", stacked, persistent=False)
         self.register_buffer("identity_mask", torch.tensor([float(s is None) for s in per_style]), persistent=False)
+        self.register_buffer("style_scales", torch.tensor(scales), persistent=False)
+        # Unscaled styles keep the batch-wide MSE exactly as it was before per-style scales existed.
+        self.scaled_styles = any(w != 1.0 for w in scales)
         self.num_styles = len(per_style)
 
     def style_target(self, layer: str, style_weights: torch.Tensor,
@@ -135,12 +178,20 @@ class PerceptualLoss(nn.Module):
             with torch.no_grad():
                 content_features = self.encoder(content)
         feats = self.encoder(output)
-        c = layer_sum(content_loss, feats, content_features, self.content_layers)
         # The content's own Grams matter only to an identity style.
         identity = bool(self.identity_mask.any())
         style_targets = {l: self.style_target(l, style_weights, gram_matrix(content_features[l]) if identity else None)
                          for l in self.style_layers}
-        s = layer_sum(style_loss, feats, style_targets, self.style_layers)
+        scale = style_weights.to(output.dtype) @ self.style_scales.to(output.dtype)  # [N]
+        if self.distance == "relative":
+            c = self.per_sample_content(feats, content_features).mean()
+            s = (scale * self.per_sample_style(feats, style_targets)).mean()
+        else:
+            c = layer_sum(content_loss, feats, content_features, self.content_layers)
+            if self.scaled_styles:
+                s = (scale * self.per_sample_style(feats, style_targets)).mean()
+            else:
+                s = layer_sum(style_loss, feats, style_targets, self.style_layers)
         tv = total_variation(output)
         terms = {"content": self.content_weight * c, "style": self.style_weight * s, "tv": self.tv_weight * tv}
         if self.identity_weight:
@@ -150,14 +201,40 @@ class PerceptualLoss(nn.Module):
         terms["total"] = sum(terms.values())
         return terms
 
+    def per_sample_style(self, feats: Mapping[str, torch.Tensor], targets: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """``[N]``: each sample's unweighted style score (before ``style_weight`` and style scales)."""
+        if self.distance == "relative":
+            return _layer_mean(lambda f, t: relative_distance(gram_matrix(f), t, squared=True),
+                               feats, targets, self.style_layers)
+        # The batch mean of these is exactly layer_sum(style_loss, ...).
+        return sum(w * (gram_matrix(feats[l]) - targets[l]).pow(2).flatten(1).mean(1)
+                   for l, w in self.style_layers.items())
+
+    def per_sample_content(self, feats: Mapping[str, torch.Tensor],
+                           content_features: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """``[N]``: each sample's relative content score (the ``"relative"`` distance)."""
+        return _layer_mean(lambda f, t: relative_distance(f, t, squared=True), feats, content_features,
+                           self.content_layers)
+
+
+def _layer_mean(distance: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], features: Mapping[str, torch.Tensor],
+                targets: Mapping[str, torch.Tensor], layer_weights: Mapping[str, float]) -> torch.Tensor:
+    """``sum_l w_l * distance_l / sum_l w_l`` per sample: a weighted mean, so that adding or
+    reweighting layers does not change the term's scale."""
+    total = sum(layer_weights.values())
+    if total <= 0:
+        raise ValueError("layer weights must not all be zero")
+    return sum(w * distance(features[l], targets[l]) for l, w in layer_weights.items()) / total
+
 
 def build_perceptual_loss(backend: str = "vgg19-caffe", content_layers: Mapping[str, float] | None = None,
                           style_layers: Mapping[str, float] | None = None, content_weight: float = 1.0,
                           style_weight: float = 1.0, tv_weight: float = 0.0, identity_weight: float = 0.0,
-                          pooling: str = "max",
-                          weights_path: str | None = None) -> PerceptualLoss:
+                          pooling: str = "max", weights_path: str | None = None,
+                          style_distance: str = "mse") -> PerceptualLoss:
     content_layers = dict(content_layers or {"relu2_2": 1.0})
     style_layers = dict(style_layers or {n: 1.0 for n in ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")})
     encoder = FeatureExtractor(backend, [*content_layers, *style_layers], pooling=pooling, weights_path=weights_path)
     return PerceptualLoss(encoder, content_layers, style_layers, content_weight=content_weight,
-                          style_weight=style_weight, tv_weight=tv_weight, identity_weight=identity_weight)
+                          style_weight=style_weight, tv_weight=tv_weight, identity_weight=identity_weight,
+                          distance=style_distance)

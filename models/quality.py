@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from impasto.models.losses import gram_matrix
+from impasto.models.losses import gram_matrix, relative_distance
 
 Features = Mapping[str, torch.Tensor]
 
@@ -33,17 +33,12 @@ VGG_CONTENT_LAYER = "relu4_2"
 EFFICIENTNET_STAGES = ("stem", *(f"blocks.{i}" for i in range(7)), "head")
 EFFICIENTNET_STYLE_LAYERS = ("blocks.0", "blocks.1", "blocks.2", "blocks.3", "blocks.5")
 EFFICIENTNET_CONTENT_LAYER = "blocks.3"
-_EPS = 1e-12
-
-
-def _per_image(x: torch.Tensor) -> torch.Tensor:
-    return x.reshape(x.shape[0], -1).norm(dim=1)
 
 
 def gram_distance(gram_out: torch.Tensor, gram_style: torch.Tensor) -> torch.Tensor:
-    """``[N, C, C]`` vs ``[1 or N, C, C]`` -> ``[N]`` relative Frobenius distances."""
-    gram_style = gram_style.expand_as(gram_out)
-    return _per_image(gram_out - gram_style) / _per_image(gram_style).clamp_min(_EPS)
+    """``[N, C, C]`` vs ``[1 or N, C, C]`` -> ``[N]`` relative Frobenius distances (the definition
+    the ``relative`` training loss squares, :func:`impasto.models.losses.relative_distance`)."""
+    return relative_distance(gram_out, gram_style)
 
 
 def style_distance(feats_out: Features, feats_style: Features, layers: Sequence[str]) -> torch.Tensor:
@@ -64,7 +59,7 @@ def content_distance(feats_out: Features, feats_in: Features, layer: str | Seque
         if out.shape[1:] != ref.shape[1:]:
             raise ValueError(f"content_distance at {l}: output {tuple(out.shape)} and input "
                              f"{tuple(ref.shape)} differ in size; resize the output to the input first")
-        terms.append(_per_image(out - ref.expand_as(out)) / _per_image(ref.expand_as(out)).clamp_min(_EPS))
+        terms.append(relative_distance(out, ref))
     return torch.stack(terms).mean(0)
 
 

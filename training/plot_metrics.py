@@ -3,7 +3,8 @@
     python -m impasto.training.plot_metrics outputs/train/<run>/logs/metrics*.csv -o loss.png [--smooth 10]
 
 One panel per loss term (``train/*`` solid, smoothed with a running mean over ``--smooth`` logged
-points; ``val/*`` as markers), log-scaled, against the training step. Several CSVs (a resumed
+points; ``val/*`` as markers), log-scaled, against the training step, then one panel per per-style
+validation figure (``val/S/<style>``, ``val/C/<style>``: a line per style). Several CSVs (a resumed
 run keeps the log from before the resume as ``metrics.until-<time>.csv``) are merged by step.
 """
 from __future__ import annotations
@@ -43,11 +44,25 @@ def plot(metrics: dict[str, tuple[np.ndarray, np.ndarray]], output: Path, smooth
     # from a notebook or another tool changes nothing in their matplotlib setup.
     from matplotlib.figure import Figure
 
-    terms = sorted({k.split("/", 1)[1] for k in metrics if k.startswith(("train/", "val/"))} - {"loss"})
-    if not terms:
+    names = [k.split("/", 1)[1] for k in metrics if k.startswith(("train/", "val/"))]
+    terms = sorted({n for n in names if "/" not in n} - {"loss"})
+    # Per-style validation figures (val/S/<style>, val/C/<style>): one panel per figure, one line per
+    # style, so that many styles do not mean many panels.
+    grouped = sorted({k.split("/")[1] for k in metrics if k.startswith("val/") and k.count("/") >= 2})
+    if not terms and not grouped:
         raise ValueError("no train/* or val/* columns in the log")
-    fig = Figure(figsize=(3.2 * len(terms), 3.0))
-    axes = fig.subplots(1, len(terms), squeeze=False)
+    fig = Figure(figsize=(3.2 * (len(terms) + len(grouped)), 3.0))
+    axes = fig.subplots(1, len(terms) + len(grouped), squeeze=False)
+    for ax, group in zip(axes[0][len(terms):], grouped):
+        keys = sorted(k for k in metrics if k.startswith(f"val/{group}/"))
+        for key in keys:
+            ax.plot(*metrics[key], "o-", markersize=4, label=key.split("/", 2)[2])
+        ax.set_title(f"{group} (validation, per style)")
+        ax.set_xlabel("step")
+        if np.all(np.concatenate([metrics[k][1] for k in keys]) > 0):
+            ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="small")
     for ax, term in zip(axes[0], terms):
         if f"train/{term}" in metrics:
             steps, values = metrics[f"train/{term}"]
@@ -61,7 +76,8 @@ def plot(metrics: dict[str, tuple[np.ndarray, np.ndarray]], output: Path, smooth
         if np.all(np.concatenate([metrics[k][1] for k in (f"train/{term}", f"val/{term}") if k in metrics]) > 0):
             ax.set_yscale("log")
         ax.grid(alpha=0.3)
-    axes[0][0].legend()
+    if terms:
+        axes[0][0].legend()
     if title:
         fig.suptitle(title)
     fig.tight_layout()

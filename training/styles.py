@@ -1,5 +1,6 @@
 """Style specifications from the config: each style is a name, one or more images with weights,
-and optional provenance metadata (title, artist, year, source) carried into the exported model."""
+optional provenance metadata (title, artist, year, source) carried into the exported model, and an
+optional ``style_weight`` (default 1) multiplying that style's style term in the loss."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -20,6 +21,9 @@ class Style:
     info: dict[str, Any] = field(default_factory=dict)
     identity: bool = False  # reproduces the input: blending towards it is an in-network strength
     keep: bool = False  # already trained (from `init_from`): kept as is, needs no images
+    # Multiplies this style's style term: one loss weight cannot suit paintings that differ in how
+    # far their Grams are from a photo's.
+    style_weight: float = 1.0
 
     @classmethod
     def from_config(cls, spec: Mapping[str, Any]) -> Style:
@@ -32,8 +36,15 @@ class Style:
         weights = spec.get("weights")
         if weights is not None and len(weights) != len(images):
             raise ValueError(f"style {spec['name']!r}: {len(weights)} weights for {len(images)} images")
+        style_weight = spec.get("style_weight", 1.0)
+        try:
+            style_weight = float(1.0 if style_weight is None else style_weight)
+        except (TypeError, ValueError):
+            raise ValueError(f"style {spec['name']!r}: style_weight must be a number, got {style_weight!r}") from None
+        if not style_weight >= 0:  # also rejects NaN
+            raise ValueError(f"style {spec['name']!r}: style_weight must be non-negative, got {style_weight}")
         return cls(str(spec["name"]), [str(i) for i in images], list(weights) if weights is not None else None,
-                   dict(spec.get("info") or {}), identity, keep)
+                   dict(spec.get("info") or {}), identity, keep, style_weight)
 
 
 def parse_styles(specs: Sequence[Mapping[str, Any]]) -> list[Style]:

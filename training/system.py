@@ -15,7 +15,8 @@ import torch
 from hydra.utils import instantiate
 from torch import nn
 
-from impasto.models.losses import PerceptualLoss
+from impasto.models.losses import PerceptualLoss, gram_matrix
+from impasto.models.quality import VGG_CONTENT_LAYER, VGG_STYLE_LAYERS, content_distance, gram_distance
 from impasto.models.transformer import ConditionalInstanceNorm2d, StylizationNetwork, one_hot_styles
 from impasto.training.checkpoint import CheckpointError
 from impasto.training.networks import build_network
@@ -67,7 +68,8 @@ class StylizationSystem(L.LightningModule):
 
     def setup(self, stage: str) -> None:
         # Kept styles (from `init_from`) are never sampled, so the loss only knows the trained ones.
-        self.loss_fn.set_style_targets([(self.style_images[i], self.styles[i].weights) for i in self.trained_ids])
+        self.loss_fn.set_style_targets([(self.style_images[i], self.styles[i].weights) for i in self.trained_ids],
+                                       style_scales=[self.styles[i].style_weight for i in self.trained_ids])
 
     @property
     def trained_ids(self) -> list[int]:
@@ -101,13 +103,46 @@ class StylizationSystem(L.LightningModule):
 
     def validation_step(self, batch: torch.Tensor, batch_idx: int) -> None:
         """Every validation image with every trained style: each term is the batch's mean over
-        styles, and Lightning's epoch mean weighted by batch size makes it the mean over images."""
-        per_style = []
+        styles, and Lightning's epoch mean weighted by batch size makes it the mean over images.
+
+        Per style, also the benchmark's style and content distances (``val/S/<style>``,
+        ``val/C/<style>``, :mod:`impasto.models.quality`) measured with the loss network, so a run
+        shows the figures it will be judged by without loading a second network."""
+        content_features = self.loss_fn.encoder(batch)
+        per_style, judged = [], {}
         for style in self.trained_ids:
             weights = one_hot_styles(torch.full((len(batch),), style), self.num_styles).to(self.device)
-            per_style.append(self._losses(batch, weights))
+            output = self(batch, weights)
+            per_style.append(self.loss_fn(output, batch, weights[:, self.trained_ids],
+                                          content_features=content_features))
+            s, c = self.judge_distances(output, content_features, weights[:, self.trained_ids])
+            name = self.styles[style].name
+            judged |= {f"val/S/{name}": s.mean(), f"val/C/{name}": c.mean()}
         means = {f"val/{k}": torch.stack([losses[k] for losses in per_style]).mean() for k in per_style[0]}
-        self.log_dict(means, batch_size=len(batch), sync_dist=True)
+        self.log_dict(means | judged, batch_size=len(batch), sync_dist=True)
+
+    def judge_layers(self) -> tuple[list[str], list[str]]:
+        """``(style layers, content layers)`` for ``val/S`` and ``val/C``: the benchmark VGG judge's
+        (relu1_1 ... relu5_1, relu4_2) where the loss computes them, else the loss's own (a loss
+        network only runs to the layers its loss needs, and Gram targets exist for its style layers)."""
+        available = set(getattr(self.loss_fn.encoder, "layers", ()))
+        judge_style = set(self.loss_fn.style_layers).issuperset(VGG_STYLE_LAYERS)
+        style = list(VGG_STYLE_LAYERS) if judge_style else list(self.loss_fn.style_layers)
+        content = [VGG_CONTENT_LAYER] if VGG_CONTENT_LAYER in available else list(self.loss_fn.content_layers)
+        return style, content
+
+    @torch.no_grad()
+    def judge_distances(self, output: torch.Tensor, content_features: Mapping[str, torch.Tensor],
+                        style_weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per image (``[N]``): S against each sample's style target (the loss's Gram targets, the
+        photo's own Grams for an identity style) and C against the photo."""
+        style_layers, content_layers = self.judge_layers()
+        feats = self.loss_fn.encoder(output)
+        identity = bool(self.loss_fn.identity_mask.any())
+        s = torch.stack([gram_distance(gram_matrix(feats[l].float()), self.loss_fn.style_target(
+            l, style_weights, gram_matrix(content_features[l].float()) if identity else None).float())
+            for l in style_layers]).mean(0)
+        return s, content_distance(feats, content_features, content_layers)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return build_optimizer(self.hparams.optimizer, self.network)

@@ -8,6 +8,7 @@ from impasto.models.losses import (
     content_loss,
     gram_matrix,
     layer_sum,
+    relative_distance,
     style_loss,
     total_variation,
     weighted_gram_targets,
@@ -75,13 +76,16 @@ def test_perceptual_loss_blends_style_targets(encoder):
     assert all(v.ndim == 0 and torch.isfinite(v) for v in terms.values())
 
 
-def test_losses_go_down_over_a_few_steps():
+@pytest.mark.parametrize("distance,weights", [("mse", (1e-4, 3e-3, 1.0)), ("relative", (1.0, 1.0, 0.0))])
+def test_losses_go_down_over_a_few_steps(distance, weights):
     """A tiny network trained for a few Adam steps lowers the perceptual loss."""
     from impasto.models.transformer import StylizationNetwork
 
     torch.manual_seed(0)
+    content_weight, style_weight, tv_weight = weights
     loss = build_perceptual_loss(content_layers={"relu2_2": 1.0}, style_layers={"relu1_1": 1.0, "relu2_1": 1.0},
-                                 content_weight=1e-4, style_weight=3e-3, tv_weight=1.0)
+                                 content_weight=content_weight, style_weight=style_weight, tv_weight=tv_weight,
+                                 style_distance=distance)
     loss.set_style_targets([([torch.rand(1, 3, 48, 48)], None)])
     net = StylizationNetwork(widths=(8, 16, 16), num_residual_blocks=1)
     opt = torch.optim.Adam(net.parameters(), lr=1e-2)
@@ -143,3 +147,126 @@ def test_given_content_features_give_the_same_terms(encoder):
     assert set(fresh) == set(given)
     for k in fresh:
         torch.testing.assert_close(given[k], fresh[k])
+
+
+class TwoScales(torch.nn.Module):
+    """A stand-in loss network whose features are exactly periodic when the image is: the image
+    itself and its 2x2 average pool, so tiling an (even-sized) image tiles both maps exactly."""
+
+    def forward(self, image):
+        return {"fine": image, "coarse": torch.nn.functional.avg_pool2d(image, 2)}
+
+
+def relative_loss(encoder, **kwargs):
+    layers = {"fine": 1.0, "coarse": 3.0} if isinstance(encoder, TwoScales) else {"relu1_1": 1.0, "relu2_1": 2.0}
+    content = {"coarse": 1.0} if isinstance(encoder, TwoScales) else {"relu2_2": 1.0}
+    return PerceptualLoss(encoder, content, layers, distance="relative", **kwargs)
+
+
+def test_relative_distance_matches_the_benchmark_definition():
+    from impasto.models.quality import gram_distance
+
+    x, ref = torch.randn(3, 4, 4), torch.randn(1, 4, 4)
+    expected = (x - ref).flatten(1).norm(dim=1) / ref.flatten().norm()
+    torch.testing.assert_close(relative_distance(x, ref), expected)
+    torch.testing.assert_close(relative_distance(x, ref, squared=True), expected**2)
+    torch.testing.assert_close(gram_distance(x, ref), expected)  # S is built on the same function
+    assert relative_distance(torch.zeros(1, 3), torch.zeros(1, 3)).item() == 0  # finite at a zero reference
+
+
+def test_relative_loss_is_zero_on_its_targets(encoder):
+    loss = relative_loss(encoder)
+    style = torch.rand(1, 3, 32, 32)
+    loss.set_style_targets([([style], None)])
+    terms = loss(style, style)  # the style image itself, as output and as content
+    assert terms["style"].item() < 1e-10 and terms["content"].item() == 0
+
+
+def test_relative_loss_is_the_weighted_layer_mean_of_squared_benchmark_distances(encoder):
+    from impasto.models.quality import content_distance, gram_distance
+
+    loss = relative_loss(encoder, style_weight=1.0, content_weight=1.0)
+    style, output, content = torch.rand(1, 3, 40, 24), torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32)
+    loss.set_style_targets([([style], None)])
+    terms = loss(output, content)
+    out, ref, sty = encoder(output), encoder(content), encoder(style)
+    s = [gram_distance(gram_matrix(out[l]), gram_matrix(sty[l])) ** 2 for l in ("relu1_1", "relu2_1")]
+    torch.testing.assert_close(terms["style"], ((s[0] + 2 * s[1]) / 3).mean())
+    torch.testing.assert_close(terms["content"], (content_distance(out, ref, "relu2_2") ** 2).mean())
+
+
+def test_relative_loss_does_not_depend_on_image_size_or_feature_scale():
+    """What is exactly invariant: the same texture at twice the size (tiled 2x2), when the loss
+    network's features tile with it, and any rescaling of a layer's features. A real CNN's padding
+    breaks the tiling at the borders, so through VGG the invariance is only approximate (for 32 px
+    noise tiled to 64 px the style term moved by about a fifth), and a 2x-upsampled copy of an
+    image is a different texture to a CNN, not the same one: neither is claimed here."""
+    torch.manual_seed(0)
+    style, texture, photo = torch.rand(1, 3, 16, 16), torch.rand(2, 3, 8, 12), torch.rand(2, 3, 8, 12)
+    loss = relative_loss(TwoScales(), style_weight=2.0)
+    loss.set_style_targets([([style], None)])
+    small = loss(texture, photo)
+    large = loss(texture.repeat(1, 1, 2, 2), photo.repeat(1, 1, 2, 2))
+    for term in ("style", "content"):
+        torch.testing.assert_close(large[term], small[term])
+        assert small[term] > 0.01
+
+    class Scaled(TwoScales):  # a "backend" whose activations are 10x larger
+        def forward(self, image):
+            return {k: 10 * v for k, v in super().forward(image).items()}
+
+    scaled = relative_loss(Scaled(), style_weight=2.0)
+    scaled.set_style_targets([([style], None)])
+    for term in ("style", "content"):
+        torch.testing.assert_close(scaled(texture, photo)[term], small[term])
+    mse = PerceptualLoss(Scaled(), {"coarse": 1.0}, {"fine": 1.0, "coarse": 3.0})  # for contrast: MSE scales
+    mse.set_style_targets([([style], None)])
+    plain = PerceptualLoss(TwoScales(), {"coarse": 1.0}, {"fine": 1.0, "coarse": 3.0})
+    plain.set_style_targets([([style], None)])
+    torch.testing.assert_close(mse(texture, photo)["style"], 1e4 * plain(texture, photo)["style"])
+
+
+@pytest.mark.parametrize("distance", ["mse", "relative"])
+def test_a_style_scale_multiplies_only_that_styles_style_term(encoder, distance):
+    torch.manual_seed(0)
+    styles = [([torch.rand(1, 3, 32, 32)], None), ([torch.rand(1, 3, 32, 32)], None)]
+    output, content = torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32)
+    one_each = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+
+    def terms(scales, weights=one_each, out=output):
+        loss = PerceptualLoss(encoder, {"relu2_2": 1.0}, {"relu1_1": 1.0, "relu2_1": 0.5}, distance=distance,
+                              style_weight=3.0)
+        loss.set_style_targets(styles, style_scales=scales)
+        return loss(out, content[: len(out)], weights)
+
+    base, doubled = terms(None), terms([2.0, 1.0])
+    alone = [terms(None, one_each[i:i + 1], output[i:i + 1])["style"] for i in range(2)]
+    doubled_alone = [terms([2.0, 1.0], one_each[i:i + 1], output[i:i + 1])["style"] for i in range(2)]
+    torch.testing.assert_close(doubled_alone[0], 2 * alone[0])  # style 0's samples: doubled
+    torch.testing.assert_close(doubled_alone[1], alone[1])  # style 1's: unchanged
+    torch.testing.assert_close(doubled["style"], (2 * alone[0] + alone[1]) / 2)  # the batch mean of both
+    torch.testing.assert_close(doubled["content"], base["content"])
+    torch.testing.assert_close(terms([1.0, 1.0])["style"], base["style"])
+    # A blended sample's scale is the same blend of its styles' scales.
+    blend = torch.tensor([[0.25, 0.75]])
+    ratio = terms([2.0, 1.0], blend, output[:1])["style"] / terms(None, blend, output[:1])["style"]
+    assert ratio.item() == pytest.approx(0.25 * 2 + 0.75 * 1)
+    with pytest.raises(ValueError):
+        terms([1.0])
+    with pytest.raises(ValueError):
+        terms([-1.0, 1.0])
+
+
+def test_scaled_mse_style_term_equals_the_unscaled_one_at_scale_one(encoder):
+    loss = PerceptualLoss(encoder, {"relu2_2": 1.0}, {"relu1_1": 1.0, "relu2_1": 0.5})
+    loss.set_style_targets([([torch.rand(1, 3, 32, 32)], None), ([], None)])
+    output, content = torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32)
+    weights = torch.tensor([[1.0, 0.0], [0.3, 0.7]])
+    feats, ref = encoder(output), encoder(content)
+    targets = {l: loss.style_target(l, weights, gram_matrix(ref[l])) for l in loss.style_layers}
+    torch.testing.assert_close(loss.per_sample_style(feats, targets).mean(), loss(output, content, weights)["style"])
+
+
+def test_unknown_distance_is_refused(encoder):
+    with pytest.raises(ValueError, match="mse, relative"):
+        PerceptualLoss(encoder, {"relu2_2": 1.0}, {"relu1_1": 1.0}, distance="l1")

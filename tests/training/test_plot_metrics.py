@@ -45,3 +45,14 @@ def test_plotting_leaves_the_matplotlib_setup_alone(tmp_path, monkeypatch):
     write_log(log)
     assert main([str(log), "-o", str(tmp_path / "loss.png")]) == 0
     assert Image.open(tmp_path / "loss.png").size[0] > 0
+
+
+def test_per_style_validation_figures_share_one_panel_each(tmp_path):
+    log = tmp_path / "metrics.csv"
+    styles = ["a", "b", "c", "d"]
+    header = ["epoch", "step", "train/style", "val/style"] + [f"val/{f}/{s}" for f in ("S", "C") for s in styles]
+    rows = [",".join(header), "0,1,5.0,,,,,,,,,", "0,2,,4.0," + ",".join(["0.5"] * 8)]
+    log.write_text("\n".join(rows) + "\n")
+    assert main([str(log), "-o", str(tmp_path / "loss.png")]) == 0
+    width, height = Image.open(tmp_path / "loss.png").size
+    assert 2.5 * height < width < 3.5 * 1.2 * height  # style, S, C: three panels, not eleven

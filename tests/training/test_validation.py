@@ -45,6 +45,7 @@ def test_validation_runs_on_the_held_out_photos(tmp_path):
         val_rows = [row for row in csv.DictReader(f) if row.get("val/total")]
     assert [int(row["step"]) for row in val_rows] == [1]  # logged at the end of step 2 (0-based: 1)
     assert float(val_rows[0]["val/total"]) == pytest.approx(result["metrics"]["val/total"])
+    assert float(val_rows[0]["val/S/ihc"]) > 0 and float(val_rows[0]["val/C/ihc"]) > 0  # the benchmark's figures
     # The sample grid shows the held-out photos too: 3 rows of 32 px tiles with 2 px padding.
     grid = Image.open(tmp_path / "run" / "samples" / "step_000002.png")
     assert grid.size[1] == 3 * 32 + 4 * 2
@@ -88,3 +89,57 @@ def test_folder_data_without_a_root_is_a_one_line_error(tmp_path):
         train(compose_train_config(tmp_path, [*TINY, "data=folder"]))
     assert str(caught.value) == "missing config value(s): data.root (set on the command line: data.root=...)"
     assert not tmp_path.joinpath("checkpoints").exists()
+
+
+def test_validation_logs_the_benchmark_distances_per_style(tmp_path):
+    """``val/S/<style>`` and ``val/C/<style>`` are the benchmark's S and C (the VGG judge of
+    :mod:`impasto.models.quality`, at the loss network's layers) averaged over the held-out photos."""
+    from omegaconf import OmegaConf
+
+    from impasto.models.quality import VGG_STYLE_LAYERS, vgg_judge
+    from impasto.training.system import StylizationSystem
+
+    write_photos(tmp_path / "val", 3)
+    cfg = compose_train_config(tmp_path, [*SMALL, "experiment=cin_trio", "network.norm=conditional_instance",
+                                          f"data.val_root={tmp_path / 'val'}", "data.batch_size=2"])
+    plain = lambda node: OmegaConf.to_container(node, resolve=True)  # noqa: E731
+    torch.manual_seed(0)
+    system = StylizationSystem(plain(cfg.network), plain(cfg.loss), plain(cfg.styles), plain(cfg.optimizer),
+                               style_size=cfg.style_size)
+    datamodule = instantiate(cfg.data)
+    trainer = L.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False)
+    logged = trainer.validate(system, datamodule=datamodule, verbose=False)[0]
+
+    # The default loss has the judge's style layers but content at relu2_2 only: C is measured there.
+    assert system.judge_layers() == (list(VGG_STYLE_LAYERS), ["relu2_2"])
+    judge = vgg_judge(content_layer="relu2_2")
+    for style, spec in enumerate(system.styles):
+        s, c = [], []
+        with torch.no_grad():
+            for i in range(len(datamodule.val_set)):
+                image = datamodule.val_set[i].unsqueeze(0)
+                output = system(image, one_hot_styles(torch.tensor([style]), 3))
+                distances = judge.distances(output, judge.targets(image, system.style_images[style][0]))
+                s.append(distances[0])
+                c.append(distances[1])
+        assert logged[f"val/S/{spec.name}"] == pytest.approx(torch.cat(s).mean().item(), rel=1e-4)
+        assert logged[f"val/C/{spec.name}"] == pytest.approx(torch.cat(c).mean().item(), rel=1e-4)
+        assert 0 < logged[f"val/C/{spec.name}"] and 0 < logged[f"val/S/{spec.name}"]
+
+
+def test_validation_distances_use_the_judges_layers_when_the_loss_has_them(tmp_path):
+    from omegaconf import OmegaConf
+
+    from impasto.models.quality import VGG_CONTENT_LAYER, VGG_STYLE_LAYERS
+    from impasto.training.system import StylizationSystem
+
+    cfg = compose_train_config(tmp_path, [*SMALL, "loss=bundled"])
+    plain = lambda node: OmegaConf.to_container(node, resolve=True)  # noqa: E731
+    system = StylizationSystem(plain(cfg.network), plain(cfg.loss), plain(cfg.styles), plain(cfg.optimizer),
+                               style_size=cfg.style_size)
+    assert system.judge_layers() == (list(VGG_STYLE_LAYERS), [VGG_CONTENT_LAYER])
+    # A loss without the judge's deepest style layer: S over the loss's own style layers instead.
+    cfg = compose_train_config(tmp_path, [*SMALL, "~loss.style_layers.relu5_1"])
+    system = StylizationSystem(plain(cfg.network), plain(cfg.loss), plain(cfg.styles), plain(cfg.optimizer),
+                               style_size=cfg.style_size)
+    assert system.judge_layers() == (list(VGG_STYLE_LAYERS[:4]), ["relu2_2"])
