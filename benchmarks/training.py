@@ -24,15 +24,10 @@ from hydra.errors import HydraException
 
 
 def training_throughput(steps: int, image_size: int = 256, batch_size: int = 4, overrides: list[str] = ()) -> float:
-    from omegaconf import OmegaConf
-
     from impasto.training.config import compose_config
-    from impasto.training.system import StylizationSystem
+    from impasto.training.train import build_system
 
-    cfg = compose_config(["paths.output_dir=unused", *overrides])
-    container = lambda node: OmegaConf.to_container(node, resolve=True)  # noqa: E731
-    system = StylizationSystem(container(cfg.network), container(cfg.loss), container(cfg.styles),
-                               container(cfg.optimizer), style_size=cfg.style_size)
+    system = build_system(compose_config(["paths.output_dir=unused", *overrides]))
     system.setup("fit")
     system.train()
     optimizer = system.configure_optimizers()

@@ -5,7 +5,7 @@ import torch
 from PIL import Image
 
 from impasto.core.errors import ImageError
-from impasto.training.train import train
+from impasto.training.train import build_system, train
 from tests.conftest import TINY, compose_train_config
 
 
@@ -141,16 +141,11 @@ def test_add_a_style_to_the_bundled_network_by_default(tmp_path):
 
 
 def test_cin_parameters_can_learn_faster(tmp_path):
-    from omegaconf import OmegaConf
 
     from impasto.models.transformer import ConditionalInstanceNorm2d
-    from impasto.training.system import StylizationSystem
 
-    cfg = compose_train_config(tmp_path, [*TINY, "experiment=cin_trio", "network.norm=conditional_instance",
-                                          "optimizer.cin_lr_scale=10"])
-    plain = lambda node: OmegaConf.to_container(node, resolve=True)  # noqa: E731
-    system = StylizationSystem(plain(cfg.network), plain(cfg.loss), plain(cfg.styles), plain(cfg.optimizer),
-                               style_size=64)
+    system = build_system(compose_train_config(tmp_path, [*TINY, "experiment=cin_trio", "network.norm=conditional_instance",
+                                                          "optimizer.cin_lr_scale=10", "style_size=64"]))
     optimizer = system.configure_optimizers()
     shared, cin = optimizer.param_groups
     assert (shared["lr"], cin["lr"]) == (pytest.approx(1e-3), pytest.approx(1e-2))

@@ -9,7 +9,7 @@ from hydra.utils import instantiate
 from PIL import Image
 
 from impasto.models.transformer import one_hot_styles
-from impasto.training.train import train
+from impasto.training.train import build_system, train
 from tests.conftest import TINY, compose_train_config
 
 # TINY at 32 px (the VGG loss still has a 2x2 map at relu5_1).
@@ -51,23 +51,23 @@ def test_validation_runs_on_the_held_out_photos(tmp_path):
     assert grid.size[1] == 3 * 32 + 4 * 2
 
 
-def test_val_metrics_over_several_batches_are_the_mean_over_all_images(tmp_path):
-    """3 photos in batches of 2 (2 + 1), 3 styles: each logged term is the mean over every
-    (photo, style) pair, as if each photo had been measured alone."""
-    from omegaconf import OmegaConf
-
-    from impasto.training.system import StylizationSystem
-
+def validate_trio(tmp_path):
+    """A fresh three-style CIN system validated on 3 photos in batches of 2 (2 + 1):
+    ``(system, datamodule, logged metrics)``."""
     write_photos(tmp_path / "val", 3)
     cfg = compose_train_config(tmp_path, [*SMALL, "experiment=cin_trio", "network.norm=conditional_instance",
                                           f"data.val_root={tmp_path / 'val'}", "data.batch_size=2"])
-    plain = lambda node: OmegaConf.to_container(node, resolve=True)  # noqa: E731
     torch.manual_seed(0)
-    system = StylizationSystem(plain(cfg.network), plain(cfg.loss), plain(cfg.styles), plain(cfg.optimizer),
-                               style_size=cfg.style_size)
+    system = build_system(cfg)
     datamodule = instantiate(cfg.data)
     trainer = L.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False)
-    logged = trainer.validate(system, datamodule=datamodule, verbose=False)[0]
+    return system, datamodule, trainer.validate(system, datamodule=datamodule, verbose=False)[0]
+
+
+def test_val_metrics_over_several_batches_are_the_mean_over_all_images(tmp_path):
+    """3 photos in batches of 2 (2 + 1), 3 styles: each logged term is the mean over every
+    (photo, style) pair, as if each photo had been measured alone."""
+    system, datamodule, logged = validate_trio(tmp_path)
     assert len(datamodule.val_dataloader()) == 2
 
     per_image = []
@@ -94,21 +94,9 @@ def test_folder_data_without_a_root_is_a_one_line_error(tmp_path):
 def test_validation_logs_the_benchmark_distances_per_style(tmp_path):
     """``val/S/<style>`` and ``val/C/<style>`` are the benchmark's S and C (the VGG judge of
     :mod:`impasto.models.quality`, at the loss network's layers) averaged over the held-out photos."""
-    from omegaconf import OmegaConf
-
     from impasto.models.quality import VGG_STYLE_LAYERS, vgg_judge
-    from impasto.training.system import StylizationSystem
 
-    write_photos(tmp_path / "val", 3)
-    cfg = compose_train_config(tmp_path, [*SMALL, "experiment=cin_trio", "network.norm=conditional_instance",
-                                          f"data.val_root={tmp_path / 'val'}", "data.batch_size=2"])
-    plain = lambda node: OmegaConf.to_container(node, resolve=True)  # noqa: E731
-    torch.manual_seed(0)
-    system = StylizationSystem(plain(cfg.network), plain(cfg.loss), plain(cfg.styles), plain(cfg.optimizer),
-                               style_size=cfg.style_size)
-    datamodule = instantiate(cfg.data)
-    trainer = L.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False)
-    logged = trainer.validate(system, datamodule=datamodule, verbose=False)[0]
+    system, datamodule, logged = validate_trio(tmp_path)
 
     # The default loss has the judge's style layers but content at relu2_2 only: C is measured there.
     assert system.judge_layers() == (list(VGG_STYLE_LAYERS), ["relu2_2"])
@@ -128,18 +116,10 @@ def test_validation_logs_the_benchmark_distances_per_style(tmp_path):
 
 
 def test_validation_distances_use_the_judges_layers_when_the_loss_has_them(tmp_path):
-    from omegaconf import OmegaConf
-
     from impasto.models.quality import VGG_CONTENT_LAYER, VGG_STYLE_LAYERS
-    from impasto.training.system import StylizationSystem
 
-    cfg = compose_train_config(tmp_path, [*SMALL, "loss=bundled"])
-    plain = lambda node: OmegaConf.to_container(node, resolve=True)  # noqa: E731
-    system = StylizationSystem(plain(cfg.network), plain(cfg.loss), plain(cfg.styles), plain(cfg.optimizer),
-                               style_size=cfg.style_size)
+    system = build_system(compose_train_config(tmp_path, [*SMALL, "loss=bundled"]))
     assert system.judge_layers() == (list(VGG_STYLE_LAYERS), [VGG_CONTENT_LAYER])
     # A loss without the judge's deepest style layer: S over the loss's own style layers instead.
-    cfg = compose_train_config(tmp_path, [*SMALL, "~loss.style_layers.relu5_1"])
-    system = StylizationSystem(plain(cfg.network), plain(cfg.loss), plain(cfg.styles), plain(cfg.optimizer),
-                               style_size=cfg.style_size)
+    system = build_system(compose_train_config(tmp_path, [*SMALL, "~loss.style_layers.relu5_1"]))
     assert system.judge_layers() == (list(VGG_STYLE_LAYERS[:4]), ["relu2_2"])
