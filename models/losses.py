@@ -167,9 +167,11 @@ class PerceptualLoss(nn.Module):
         return target
 
     def forward(self, output: torch.Tensor, content: torch.Tensor, style_weights: torch.Tensor | None = None, *,
-                content_features: Mapping[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+                content_features: Mapping[str, torch.Tensor] | None = None,
+                output_features: Mapping[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
         """Weighted terms and their ``total``. ``content_features``: the encoder's output for
-        ``content``, when the caller keeps it (a fixed content image, as in Gatys' optimisation)."""
+        ``content``, when the caller keeps it (a fixed content image, as in Gatys' optimisation);
+        ``output_features``: the same for ``output``, when the caller needs them too (validation)."""
         if self.num_styles == 0:
             raise RuntimeError("call set_style_targets() before computing the loss")
         if style_weights is None:
@@ -177,7 +179,7 @@ class PerceptualLoss(nn.Module):
         if content_features is None:
             with torch.no_grad():
                 content_features = self.encoder(content)
-        feats = self.encoder(output)
+        feats = self.encoder(output) if output_features is None else output_features
         # The content's own Grams matter only to an identity style.
         identity = bool(self.identity_mask.any())
         style_targets = {l: self.style_target(l, style_weights, gram_matrix(content_features[l]) if identity else None)

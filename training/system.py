@@ -113,9 +113,10 @@ class StylizationSystem(L.LightningModule):
         for style in self.trained_ids:
             weights = one_hot_styles(torch.full((len(batch),), style), self.num_styles).to(self.device)
             output = self(batch, weights)
+            output_features = self.loss_fn.encoder(output)  # one loss-network pass for loss and judge
             per_style.append(self.loss_fn(output, batch, weights[:, self.trained_ids],
-                                          content_features=content_features))
-            s, c = self.judge_distances(output, content_features, weights[:, self.trained_ids])
+                                          content_features=content_features, output_features=output_features))
+            s, c = self.judge_distances(output_features, content_features, weights[:, self.trained_ids])
             name = self.styles[style].name
             judged |= {f"val/S/{name}": s.mean(), f"val/C/{name}": c.mean()}
         means = {f"val/{k}": torch.stack([losses[k] for losses in per_style]).mean() for k in per_style[0]}
@@ -132,12 +133,12 @@ class StylizationSystem(L.LightningModule):
         return style, content
 
     @torch.no_grad()
-    def judge_distances(self, output: torch.Tensor, content_features: Mapping[str, torch.Tensor],
+    def judge_distances(self, feats: Mapping[str, torch.Tensor], content_features: Mapping[str, torch.Tensor],
                         style_weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per image (``[N]``): S against each sample's style target (the loss's Gram targets, the
-        photo's own Grams for an identity style) and C against the photo."""
+        """Per image (``[N]``), from the loss network's features of the output: S against each
+        sample's style target (the loss's Gram targets, the photo's own Grams for an identity style)
+        and C against the photo."""
         style_layers, content_layers = self.judge_layers()
-        feats = self.loss_fn.encoder(output)
         identity = bool(self.loss_fn.identity_mask.any())
         s = torch.stack([gram_distance(gram_matrix(feats[l].float()), self.loss_fn.style_target(
             l, style_weights, gram_matrix(content_features[l].float()) if identity else None).float())
