@@ -1,7 +1,9 @@
 """Load benchmark: a real ``impasto serve`` on 127.0.0.1, N concurrent clients for T seconds,
-batching on vs off side by side.
+batching on vs off side by side, on one or more engines (the single process, Ray Serve with N
+model replicas).
 
     python -m benchmarks.load --models DIR --clients 16 --seconds 10
+    python -m benchmarks.load --models DIR --modes on --engines local,ray:1,ray:2
 
 Without ``--models`` an untrained default-size network is exported to a temporary directory
 (needs the ``train`` extra); its speed is that of a trained one of the same architecture.
@@ -49,15 +51,51 @@ def peak_rss_mib(pid: int, field_name: str = "VmHWM") -> float:
     raise BenchmarkError(f"no {field_name} in /proc/{pid}/status (this measurement needs Linux)")
 
 
+def descendants(pid: int) -> list[int]:
+    """The processes started by ``pid``, at any depth (Ray's own and its replicas), from /proc."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            # "pid (comm) state ppid ...": comm may hold spaces, so split after its closing bracket.
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):  # gone meanwhile
+            continue
+        children.setdefault(ppid, []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def tree_peak_rss_mib(pid: int) -> float:
+    """The sum of the peak resident memory of ``pid`` and every process it started: an upper
+    bound of what the server held at once (the peaks need not coincide)."""
+    total = peak_rss_mib(pid)
+    for child in descendants(pid):
+        try:
+            total += peak_rss_mib(child)
+        except (OSError, BenchmarkError):  # exited meanwhile, or a zombie without memory
+            pass
+    return total
+
+
 @dataclass
 class RunStats:
     mode: str
     latencies_ms: list[float] = field(default_factory=list)
+    batch_sizes: list[int] = field(default_factory=list)  # each answered request's X-Batch-Size
     errors: int = 0
     seconds: float = 0.0
-    mean_batch: float = float("nan")
     error_kinds: dict[str, int] = field(default_factory=dict)
-    peak_rss_mib: float = float("nan")  # the server process's, over its whole life
+    peak_rss_mib: float = float("nan")  # the server's process tree, over its whole life
+
+    @property
+    def mean_batch(self) -> float:
+        """Images per model call: a call of b images answers b requests, so calls = sum(1/b)."""
+        calls = sum(1.0 / b for b in self.batch_sizes)
+        return len(self.batch_sizes) / calls if calls else float("nan")
 
     def row(self) -> list[str]:
         lat = np.asarray(self.latencies_ms) if self.latencies_ms else np.asarray([np.nan])
@@ -112,24 +150,50 @@ class Server:
         return (exceptions or lines or [f"exit status {self.proc.returncode}"])[-1]
 
 
+@dataclass(frozen=True)
+class Engine:
+    """``local`` (one process) or ``ray:N`` (Ray Serve, N model replicas)."""
+
+    name: str = "local"
+    replicas: int = 1
+
+    @classmethod
+    def parse(cls, text: str) -> Engine:
+        name, _, count = text.strip().partition(":")
+        if name == "local" and not count:
+            return cls()
+        if name == "ray" and (count or "1").isdigit() and int(count or "1") >= 1:
+            return cls("ray", int(count or "1"))
+        raise ValueError(f"engine {text!r}: use local or ray:N")
+
+    def label(self, mode: str) -> str:
+        prefix = "" if self.name == "local" else f"ray x{self.replicas} "
+        return f"{prefix}batching {mode}"
+
+    def flags(self) -> list[str]:
+        return [] if self.name == "local" else ["--engine", "ray", "--replicas", str(self.replicas)]
+
+
 @contextmanager
-def running_server(models: Path, port: int, batching: bool, args):
+def running_server(models: Path, port: int, batching: bool, args, engine: Engine = Engine()):
     cmd = [sys.executable, "-m", "impasto.serving.server", "--models", str(models), "--host", HOST, "--port", str(port),
            "--batching" if batching else "--no-batching", "--max-batch-size", str(args.max_batch_size),
            "--max-batch-wait-ms", str(args.max_batch_wait_ms), "--max-queue", str(max(64, args.clients * 2)),
-           "--log-level", "warning"]
+           "--log-level", "warning", *engine.flags()]
     if args.threads:
         cmd += ["--threads", str(args.threads)]
     # stderr goes to a file, not a pipe: nobody reads a pipe during the run, and a server logging
     # errors would block once its buffer is full.
     with tempfile.TemporaryFile("w+") as log:
-        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log, text=True)
+        # No usage statistics sent by a Ray instance the benchmark starts.
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log, text=True,
+                                env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0"})
         try:
             yield Server(proc, log)
         finally:
             proc.send_signal(signal.SIGINT)
             try:
-                proc.wait(15)
+                proc.wait(15 if engine.name == "local" else 60)  # Ray stops its replicas and processes
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
@@ -151,32 +215,13 @@ async def wait_ready(client, server: Server, timeout: float = 120.0) -> None:
     raise BenchmarkError(f"server did not become ready within {timeout:g} s")
 
 
-async def mean_batch_size(client) -> float:
-    import httpx
-    from prometheus_client.parser import text_string_to_metric_families
-
-    try:
-        text = (await client.get("/metrics")).text
-    except httpx.HTTPError:  # the table still shows the latencies; the batch column reads nan
-        return float("nan")
-    total = count = 0.0
-    for family in text_string_to_metric_families(text):
-        if family.name == "impasto_batch_size":
-            for sample in family.samples:
-                if sample.name.endswith("_sum"):
-                    total += sample.value
-                elif sample.name.endswith("_count"):
-                    count += sample.value
-    return total / count if count else float("nan")
-
-
-async def load(base: str, server: Server, images: list[bytes], args, mode: str) -> RunStats:
+async def load(base: str, server: Server, images: list[bytes], args, mode: str, ready_timeout: float = 120.0) -> RunStats:
     import httpx
 
     stats = RunStats(mode)
     limits = httpx.Limits(max_connections=args.clients, max_keepalive_connections=args.clients)
     async with httpx.AsyncClient(base_url=base, timeout=args.request_timeout, limits=limits) as client:
-        await wait_ready(client, server)
+        await wait_ready(client, server, ready_timeout)
         params = {"style": args.style} if args.style else {}
         sent = 0
 
@@ -198,6 +243,7 @@ async def load(base: str, server: Server, images: list[bytes], args, mode: str) 
                     continue
                 if ok:
                     stats.latencies_ms.append((time.perf_counter() - start) * 1000.0)
+                    stats.batch_sizes.append(int(r.headers["x-batch-size"]))
                 else:
                     stats.errors += 1
                     stats.error_kinds[kind] = stats.error_kinds.get(kind, 0) + 1
@@ -207,7 +253,6 @@ async def load(base: str, server: Server, images: list[bytes], args, mode: str) 
         start = time.monotonic()
         await asyncio.gather(*(worker(c, start + args.seconds, True) for c in range(args.clients)))
         stats.seconds = time.monotonic() - start
-        stats.mean_batch = await mean_batch_size(client)  # includes the warm-up phase
     return stats
 
 
@@ -227,6 +272,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-batch-wait-ms", type=float, default=5.0)
     p.add_argument("--threads", type=int, help="onnxruntime intra-op threads (default: onnxruntime's choice)")
     p.add_argument("--modes", default="on,off", help="batching modes to run, in order (default %(default)s)")
+    p.add_argument("--engines", default="local",
+                   help="servers to run, in order: local (one process), ray:N (Ray Serve, N model replicas; "
+                        "the 'ray' extra); each runs every mode (default %(default)s)")
     args = p.parse_args(argv)
     if not (0 < args.seconds <= 600 and 0 < args.clients <= 1024 and args.max_requests > 0 and args.image_size >= 16
             and args.request_timeout > 0):
@@ -235,15 +283,21 @@ def main(argv: list[str] | None = None) -> int:
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     if not modes or set(modes) - {"on", "off"}:
         p.error("--modes takes on, off or both")
+    try:
+        engines = [Engine.parse(text) for text in args.engines.split(",") if text.strip()]
+    except ValueError as err:
+        p.error(str(err))
+    if not engines:
+        p.error("--engines takes local, ray:N or several, comma-separated")
 
     try:
-        return _run(args, modes)
+        return _run(args, modes, engines)
     except BenchmarkError as err:
         print(f"benchmarks.load: {err}", file=sys.stderr)
         return 2
 
 
-def _run(args, modes: list[str]) -> int:
+def _run(args, modes: list[str], engines: list[Engine]) -> int:
     with tempfile.TemporaryDirectory(prefix="impasto-bench-") as tmp:
         if args.models:
             models = Path(args.models).expanduser()
@@ -266,14 +320,17 @@ def _run(args, modes: list[str]) -> int:
               f"max wait {args.max_batch_wait_ms:g} ms, {os.cpu_count()} CPUs visible")
         images = sample_images(args.image_size)
         rows = []
-        for mode in modes:
-            port = _free_port()
-            with running_server(models, port, mode == "on", args) as server:
-                stats = asyncio.run(load(f"http://{HOST}:{port}", server, images, args, f"batching {mode}"))
-                stats.peak_rss_mib = peak_rss_mib(server.proc.pid)
-            rows.append(stats.row())
-            if stats.error_kinds:
-                print(f"batching {mode}: errors by kind: {stats.error_kinds}")
+        for engine in engines:
+            for mode in modes:
+                port = _free_port()
+                with running_server(models, port, mode == "on", args, engine) as server:
+                    # Ray starts a whole local instance (GCS, raylet, controller, proxy) before the replicas.
+                    ready_timeout = 120.0 if engine.name == "local" else 300.0
+                    stats = asyncio.run(load(f"http://{HOST}:{port}", server, images, args, engine.label(mode), ready_timeout))
+                    stats.peak_rss_mib = tree_peak_rss_mib(server.proc.pid)
+                rows.append(stats.row())
+                if stats.error_kinds:
+                    print(f"{engine.label(mode)}: errors by kind: {stats.error_kinds}")
         print()
         print(text_table(["mode", "requests", "errors", "images/s", "p50 ms", "p95 ms", "p99 ms", "mean batch",
                           "peak RSS MiB"],

@@ -16,7 +16,7 @@ from impasto.core.model import StyleModel
 from impasto.serving import http_errors, routes_api, routes_ops, routes_web
 from impasto.serving.guard import GuardMiddleware
 from impasto.serving.metrics import Metrics, MetricsMiddleware
-from impasto.serving.service import Service, load_models
+from impasto.serving.service import RemoteInference, Service, load_models
 from impasto.serving.settings import Settings
 
 DESCRIPTION = """Real-time neural style transfer with onnxruntime.
@@ -27,11 +27,17 @@ Every error answer is JSON: `{"error": code, "detail": message}`.
 """
 
 
-def create_app(settings: Settings | None = None, models: list[StyleModel] | None = None) -> FastAPI:
-    """``models`` (already loaded) replaces loading from ``settings.models``; used by tests."""
+def create_app(settings: Settings | None = None, models: list[StyleModel] | None = None, *,
+               remote: RemoteInference | None = None, metrics: Metrics | None = None) -> FastAPI:
+    """``models`` (already loaded) replaces loading from ``settings.models``; used by tests.
+
+    ``remote`` sends inference to other processes (the Ray engine's replicas): the models loaded
+    here then only give the catalog (styles, metadata) and request checks. ``metrics`` replaces the
+    plain Prometheus registry (the Ray engine's also exports through Ray).
+    """
     settings = settings or Settings()
-    metrics = Metrics()
-    service = Service(settings, metrics)
+    metrics = metrics or Metrics()
+    service = Service(settings, metrics, remote)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):

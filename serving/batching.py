@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import cast
+from typing import Protocol, cast
 
 import numpy as np
 
@@ -43,6 +43,14 @@ class BatchResult:
     output: np.ndarray  # [3, H, W]
     batch_size: int
     inference_s: float
+    replica: str | None = None  # which replica ran it, when inference runs in another process (Ray)
+
+
+class Submitter(Protocol):
+    """What the request pipeline sends images to: a :class:`Batcher`, or a client of remote replicas
+    (:mod:`impasto.serving.ray_app`) that each run one."""
+
+    async def submit(self, image: np.ndarray, weights: np.ndarray | None = None) -> BatchResult: ...
 
 
 @dataclass(eq=False)  # identity, not array comparison, when removing a cancelled item
@@ -76,6 +84,11 @@ class Batcher:
     def depth(self) -> int:
         """Requests waiting to be dispatched (the one running is not counted)."""
         return self._depth
+
+    @property
+    def running(self) -> bool:
+        """Started and its dispatch loop still alive (a replica's health check asks)."""
+        return self._task is not None and not self._task.done()
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name=f"batcher-{self.name}")

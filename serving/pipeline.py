@@ -25,7 +25,7 @@ from starlette.concurrency import run_in_threadpool
 from impasto.core import imageio
 from impasto.core.errors import ImageError
 from impasto.core.request import OutputControls
-from impasto.serving.batching import Batcher, Overloaded
+from impasto.serving.batching import Overloaded, Submitter
 from impasto.serving.budget import PixelBudget, Reservation
 from impasto.serving.catalog import Catalog, Selection
 from impasto.serving.settings import Settings
@@ -51,6 +51,7 @@ class StylizeResult:
     batch_size: int
     inference_ms: float
     strength_mode: str
+    replica: str | None = None
 
 
 class Abandoned(Exception):
@@ -58,7 +59,7 @@ class Abandoned(Exception):
 
 
 class Stylizer:
-    def __init__(self, settings: Settings, catalog: Catalog, batchers: dict[str, Batcher]):
+    def __init__(self, settings: Settings, catalog: Catalog, batchers: dict[str, Submitter]):
         self.settings, self.catalog, self.batchers = settings, catalog, batchers
         # One budget for every model of this process: decoded images share its memory.
         self.budget = PixelBudget(settings.decode_budget_pixels)
@@ -132,4 +133,4 @@ class Stylizer:
             # Memory ran out under the limits above: the server is overloaded, not the input bad.
             raise Overloaded(model.name, "not enough memory for this request now") from None
         return StylizeResult(body, content_type, width, height, selection, result.batch_size,
-                             result.inference_s * 1000.0, mode)
+                             result.inference_s * 1000.0, mode, result.replica)

@@ -155,6 +155,8 @@ def build_router(settings: Settings) -> APIRouter:
             "X-Image-Size": f"{result.width}x{result.height}",
             "Content-Disposition": f'inline; filename="stylized.{format}"',
         }
+        if result.replica:  # the Ray engine: which model replica ran it
+            headers["X-Replica"] = result.replica
         return Response(result.body, media_type=result.content_type, headers=headers)
 
     return router

@@ -16,12 +16,13 @@ async def healthz() -> dict:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="Readiness: models loaded and warmed up", responses=error_responses(503))
+@router.get("/readyz", summary="Readiness: models loaded and warmed up (Ray engine: a model replica is running)",
+            responses=error_responses(503))
 @router.head("/readyz", include_in_schema=False)
 async def readyz(request: Request) -> JSONResponse:
     service = request.app.state.service
-    if not service.ready:
-        return error_response(503, "not_ready", service.warmup_error or "models are warming up")
+    if reason := await service.unready_reason():
+        return error_response(503, "not_ready", reason)
     return JSONResponse({"status": "ready", "models": list(service.catalog.models)})
 
 

@@ -1,4 +1,4 @@
-"""``impasto serve``: run the HTTP stylization service with uvicorn.
+"""``impasto serve``: run the HTTP stylization service with uvicorn, or on Ray Serve (``--engine ray``).
 
 Every flag has an ``IMPASTO_*`` environment variable (see :mod:`impasto.serving.settings`); flags win.
 """
@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from impasto.core.cli import OneLineParser
+from impasto.core.cli import OneLineParser, missing_extra
 from impasto.core.errors import ImpastoError
 from impasto.serving.settings import Settings
 
@@ -25,6 +25,11 @@ def parse_args(argv: list[str] | None) -> dict:
     p.add_argument("--host", help="address to bind (default 127.0.0.1; 0.0.0.0 for every interface)")
     p.add_argument("--port", type=int, help="port (default 8000)")
     p.add_argument("--workers", type=int, help="worker processes (default 1)")
+    p.add_argument("--engine", choices=("local", "ray"),
+                   help="local: this process (default); ray: model replicas on Ray Serve (the 'ray' extra)")
+    p.add_argument("--replicas", type=int, help="--engine ray: model replicas (default 1)")
+    p.add_argument("--autoscale", metavar="MIN:MAX",
+                   help="--engine ray: scale model replicas between MIN and MAX on load (overrides --replicas)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), help="onnxruntime device (default auto)")
     p.add_argument("--threads", type=int, help="onnxruntime intra-op threads per model")
     p.add_argument("--batching", action=argparse.BooleanOptionalAction, default=None,
@@ -90,6 +95,9 @@ def main(argv: list[str] | None = None) -> int:
     overrides = parse_args(argv)
     try:
         settings = Settings(**overrides)
+        if settings.engine == "ray" and (hint := missing_extra("serve --engine ray", ("ray", ("ray",)))):
+            print(hint, file=sys.stderr)
+            return 2
         # Every model is loaded here, before uvicorn starts: a missing, corrupt or non-conforming
         # model or an unavailable device is one line and exit 2, not a traceback from a worker.
         from impasto.serving.catalog import Catalog
@@ -103,6 +111,14 @@ def main(argv: list[str] | None = None) -> int:
     except ImpastoError as err:
         print(f"impasto serve: {err}", file=sys.stderr)
         return 2
+    if settings.engine == "ray":
+        del models  # each replica loads its own sessions
+        from impasto.serving import ray_app
+
+        replicas = "{} to {}".format(*settings.autoscale) if settings.autoscale else settings.replicas
+        print(f"impasto serve: Ray Serve, {replicas} model replica(s); http://{settings.host}:{settings.port}/",
+              file=sys.stderr)
+        return ray_app.run(settings)
     import uvicorn
 
     print(f"impasto serve: {len(models)} model(s) from {models[0].path.parent}; "

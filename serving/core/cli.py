@@ -50,9 +50,12 @@ def usage() -> str:
     return "\n".join(lines)
 
 
-def missing_extra(name: str) -> str | None:
-    """A one-line hint when command ``name`` needs modules that are not installed, else None."""
-    extra, modules = REQUIREMENTS.get(name, ("", ()))
+def missing_extra(name: str, requirement: tuple[str, tuple[str, ...]] | None = None) -> str | None:
+    """A one-line hint when command ``name`` needs modules that are not installed, else None.
+
+    ``requirement`` (extra, modules) replaces the command's own, for an option that needs more
+    (``impasto serve --engine ray``)."""
+    extra, modules = requirement or REQUIREMENTS.get(name, ("", ()))
     missing = [m for m in modules if importlib.util.find_spec(m) is None]
     if not missing:
         return None

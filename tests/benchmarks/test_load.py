@@ -50,3 +50,17 @@ def test_a_server_that_exits_is_reported_by_its_exception_line():
         server = Server(proc, log)
         proc.wait(30)
         assert server.exit_reason() == "ValueError: no port for you"
+
+
+@pytest.mark.timeout(180)
+def test_load_benchmark_runs_the_ray_engine(capsys):
+    pytest.importorskip("ray")
+    rc = main(["--models", str(BUNDLED_MODELS), "--engines", "ray:1", "--modes", "on", "--clients", "2",
+               "--seconds", "0.7", "--warmup-seconds", "0.2", "--image-size", "32", "--max-batch-wait-ms", "2",
+               "--request-timeout", "20"])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    (row,) = [line.split() for line in out.splitlines() if line.startswith("ray x1 batching on")]
+    requests, errors, images_per_s, p50, p95, p99, mean_batch, peak_rss = row[4:]
+    assert int(errors) == 0 and int(requests) > 0 and float(images_per_s) > 0, out
+    assert 1 <= float(mean_batch) <= 8 and float(peak_rss) > 20, out  # Ray's processes and replicas, in MiB

@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from impasto.core import cli
 from impasto.serving import server
 from impasto.serving import settings as settings_module
 from impasto.serving.settings import Settings
@@ -203,3 +204,20 @@ def test_sigterm_lets_in_flight_requests_finish(model_dir):
         assert request.result().status_code == 200 and time.monotonic() - start >= 1.4
         assert serve.proc.wait(15) in (0, -signal.SIGTERM)  # uvicorn re-raises the signal once drained
     assert "Traceback" not in serve.output, serve.output
+
+
+def test_ray_flags_are_parsed_into_settings():
+    parsed = server.parse_args(["--engine", "ray", "--replicas", "3", "--autoscale", "1:4"])
+    s = Settings(**parsed)
+    assert (s.engine, s.replicas, s.autoscale) == ("ray", 3, (1, 4))
+    assert server.main(["--engine", "ray", "--autoscale", "4:1"]) == 2
+
+
+def test_without_the_ray_extra_the_engine_names_it(monkeypatch, capsys):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "ray" else real(name, *a))
+    assert cli.main(["serve", "--engine", "ray"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "impasto serve --engine ray needs the 'ray' extra: pip install 'impasto[ray]' (missing: ray)"
