@@ -2,11 +2,12 @@
 
     python -m benchmarks.quality --styles-dir ../shared/data/styles \\
         --content-dir ../shared/data/content/imagenet-sample --model outputs/model.onnx \\
-        [--johnson johnson.onnx] [--holdout-every 10] [--num-photos 12] [--size 512] \\
+        [--johnson johnson.onnx] [--holdout-every 10] [--num-photos 12] [--first-photo 0] [--size 512] \\
         [--no-peer] [--gatys-steps 300] [--gatys-photos 2] [--styles starry_night wave] [--device cuda]
 
 Photos: the held-out split of training (:func:`impasto.training.data.split_holdout` on the sorted readable
-files of ``--content-dir``, every ``--holdout-every``-th file), its first ``--num-photos``, longer
+files of ``--content-dir``, every ``--holdout-every``-th file), ``--num-photos`` of them from the
+``--first-photo``-th on (default: the first), longer
 side resized to ``--size``; each style image is resized the same way.
 
 Methods, each only where available: every ``--model`` (impasto ONNX export) that holds the style,
@@ -102,7 +103,7 @@ def find_styles(styles_dir: Path, wanted: list[str] | None) -> list[tuple[str, P
     return list(found.items())
 
 
-def held_out_photos(content_dir: Path, every: int, count: int) -> tuple[list[Path], int]:
+def held_out_photos(content_dir: Path, every: int, count: int, first: int = 0) -> tuple[list[Path], int]:
     if not content_dir.is_dir():
         raise BenchmarkError(f"content folder not found: {content_dir}")
     if every < 1:
@@ -113,7 +114,9 @@ def held_out_photos(content_dir: Path, every: int, count: int) -> tuple[list[Pat
     _, held = split_holdout(good, every)
     if not held:
         raise BenchmarkError(f"no held-out photos in {content_dir} with --holdout-every {every}")
-    return held[:count], len(good)
+    if first >= len(held):
+        raise BenchmarkError(f"--first-photo {first} is past the {len(held)} held-out photos")
+    return held[first:first + count], len(good)
 
 
 def _suffixes() -> str:
@@ -280,7 +283,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--styles-dir", required=True, help="folder of style images; the file stem is the style name")
     p.add_argument("--content-dir", required=True, help="content photos (the training folder)")
     p.add_argument("--holdout-every", type=int, default=10, help="training's held-out rule (default 10)")
-    p.add_argument("--num-photos", type=int, default=12, help="first N held-out photos (default 12)")
+    p.add_argument("--num-photos", type=int, default=12, help="N held-out photos (default 12)")
+    p.add_argument("--first-photo", type=int, default=0,
+                   help="start at this held-out photo (default 0), e.g. 60 for a split no setting was tuned on")
     p.add_argument("--size", type=int, default=512, help="longer side of photos and style images (default 512)")
     p.add_argument("--model", action="append", default=[], metavar="PATH.onnx",
                    help="impasto ONNX model (repeatable; or several paths after one --model)", nargs="+")
@@ -294,6 +299,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="torch device of the judges and Gatys, e.g. cuda (default cpu; the ONNX models run on CPU)")
     p.add_argument("--threads", type=int, help="CPU threads for torch and onnxruntime (default: theirs)")
     p.add_argument("--output", default="outputs/benchmark_quality.md", help="Markdown report")
+    p.add_argument("--sheet-photos", type=int, default=0, metavar="N",
+                   help="also write <output>_<style>.jpg per style: the first N photos (rows) as each method "
+                        "stylised them (columns), next to the painting (default 0: none)")
     return p
 
 
@@ -319,6 +327,8 @@ def _run(args, argv: list[str]) -> int:
     console, err_console = Console(), Console(stderr=True)
     if args.size < 32:
         raise BenchmarkError("--size must be at least 32")
+    if args.first_photo < 0:
+        raise BenchmarkError("--first-photo must be >= 0")
     if args.num_photos < 1:
         raise BenchmarkError("--num-photos must be >= 1")
     if args.threads:
@@ -330,7 +340,8 @@ def _run(args, argv: list[str]) -> int:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise BenchmarkError(f"--device {args.device}: torch sees no CUDA device")
     styles = find_styles(Path(args.styles_dir).expanduser(), args.styles)
-    photos, total = held_out_photos(Path(args.content_dir).expanduser(), args.holdout_every, args.num_photos)
+    photos, total = held_out_photos(Path(args.content_dir).expanduser(), args.holdout_every, args.num_photos,
+                                      args.first_photo)
 
     methods: list[Method] = []
     model_paths = [p for group in args.model for p in group]
@@ -380,6 +391,7 @@ def _run(args, argv: list[str]) -> int:
 
     jobs = sum(min(len(images), m.max_photos or len(images)) for s, _ in styles for m in methods if m.covers(s))
     results = Results()
+    sheets: dict[str, list[list[tuple[str, object]]]] = defaultdict(list)  # style -> rows of (label, image)
     start = time.time()
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=err_console, transient=False) as progress:
@@ -392,6 +404,9 @@ def _run(args, argv: list[str]) -> int:
             style = StyleInput(style_name, style_path, tensor, pil)
             for index, (path, photo) in enumerate(images):
                 targets = {k: j.targets(photo, style.tensor) for k, j in judges.items()}
+                on_sheet = index < args.sheet_photos
+                if on_sheet:
+                    sheets[style_name].append([(f"{style_name}\n(painting)", pil), (f"{path.stem}\n(photo)", to_pil(photo))])
                 for m in methods:
                     if not m.covers(style_name) or (m.max_photos is not None and index >= m.max_photos):
                         continue
@@ -404,6 +419,9 @@ def _run(args, argv: list[str]) -> int:
                         s, c = judge.distances(out, targets[key])
                         metrics[f"S_{key}"], metrics[f"C_{key}"] = float(s[0]), float(c[0])
                     results.add(style_name, m.name, metrics, seconds)
+                    if on_sheet and m.name != PHOTO:
+                        sheets[style_name][-1].append((f"{m.name}\nS {metrics['S_vgg']:.2f}  C {metrics['C_vgg']:.2f}",
+                                                       to_pil(out)))
                     progress.advance(task)
 
     style_names = [s for s, _ in styles]
@@ -427,7 +445,26 @@ def _run(args, argv: list[str]) -> int:
                    summary=summary, methods=methods, skipped=skipped + unreadable, seconds=time.time() - start,
                    comparisons=comparisons)
     console.print(f"wrote {output}")
+    for style_name, rows in sheets.items():
+        from PIL import Image
+
+        from impasto.training.contact_sheet import contact_sheet
+
+        columns = max(len(row) for row in rows)
+        blank = ("", Image.new("RGB", (1, 1), (255, 255, 255)))  # where a method skipped a photo (Gatys)
+        tiles = [tile for row in rows for tile in row + [blank] * (columns - len(row))]
+        sheet = output.with_name(f"{output.stem}_{style_name}.jpg")
+        contact_sheet(tiles, columns=columns, tile_size=256).save(sheet, quality=88)
+        console.print(f"wrote {sheet}")
     return 0
+
+
+def to_pil(image: torch.Tensor):
+    """``[1, 3, H, W]`` in [0, 1] -> a PIL image."""
+    from PIL import Image
+
+    array = (image[0].clamp(0, 1).permute(1, 2, 0).cpu().numpy() * 255).round().astype(np.uint8)
+    return Image.fromarray(array)
 
 
 def write_markdown(output: Path, args, argv, *, photos, total, sections, summary, methods, skipped,
@@ -435,7 +472,8 @@ def write_markdown(output: Path, args, argv, *, photos, total, sections, summary
     lines = [
         "# Stylisation quality benchmark", "",
         f"`python -m benchmarks.quality {shlex.join(argv)}`", "",
-        (f"{len(photos)} held-out photo(s) (every {args.holdout_every}-th of {total} sorted files in "
+        (f"{len(photos)} held-out photo(s) (numbers {args.first_photo}–{args.first_photo + len(photos) - 1} of the "
+         f"held-out split: every {args.holdout_every}-th of {total} sorted files in "
          f"`{args.content_dir}`, never seen in training), longer side {args.size} px; style images resized the "
          "same way. Means over photos; lower is better."), "",
         ("- **S** (style distance): mean over five layers of ‖G(out) − G(style)‖_F / ‖G(style)‖_F "

@@ -24,6 +24,8 @@ from hydra.errors import HydraException
 
 
 def training_throughput(steps: int, image_size: int = 256, batch_size: int = 4, overrides: list[str] = ()) -> float:
+    """Samples (photo x style stylisations) per second of full training steps on ``batch_size``
+    random photos, as the training loop runs them (``StylizationSystem.training_losses``)."""
     from impasto.training.config import compose_config
     from impasto.training.train import build_system
 
@@ -31,11 +33,10 @@ def training_throughput(steps: int, image_size: int = 256, batch_size: int = 4, 
     system.setup("fit")
     system.train()
     optimizer = system.configure_optimizers()
-    batch = torch.rand(batch_size, 3, image_size, image_size)
+    photos = torch.rand(batch_size, 3, image_size, image_size)
 
     def step(i: int) -> None:
-        weights = system.style_weights_for(batch_size, i)
-        loss = system._losses(batch, weights)["total"]
+        loss = system.training_losses(photos, i)["total"]
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -44,7 +45,7 @@ def training_throughput(steps: int, image_size: int = 256, batch_size: int = 4, 
     start = time.perf_counter()
     for i in range(steps):
         step(i + 1)
-    return steps * batch_size / (time.perf_counter() - start)
+    return steps * batch_size * system.hparams.styles_per_photo / (time.perf_counter() - start)
 
 
 def inference_latency(sizes: list[int], repeats: int) -> list[tuple[int, float, float]]:

@@ -185,15 +185,35 @@ class FeatureExtractor(nn.Module):
             body.append(module)
         self.body = create_feature_extractor(
             body, return_nodes={str(self.all_layer_names.index(n)): n for n in self.layers})
+        # Extractors for subsets of the layers (see forward), sharing body's modules; a plain dict,
+        # so they add nothing to the state dict and follow body's device and memory format.
+        self._subsets: dict[tuple[str, ...], nn.Module] = {tuple(self.layers): self.body}
+        self._trunk = list(body)
         self.requires_grad_(False)
         self.eval()
+
+    def _extractor(self, layers: Sequence[str]) -> nn.Module:
+        key = tuple(n for n in self.layers if n in set(layers))
+        unknown = set(layers) - set(self.layers)
+        if unknown:
+            raise ValueError(f"layer(s) {sorted(unknown)} not among this extractor's {self.layers}")
+        if key not in self._subsets:
+            deepest = max(self.all_layer_names.index(n) for n in key)
+            self._subsets[key] = create_feature_extractor(
+                nn.Sequential(*self._trunk[: deepest + 1]),
+                return_nodes={str(self.all_layer_names.index(n)): n for n in key})
+        return self._subsets[key]
 
     def train(self, mode: bool = True) -> FeatureExtractor:
         # A loss network stays in eval mode whatever its parent module is switched to.
         return super().train(False)
 
-    def forward(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
-        return dict(self.body(self.preprocess(image)))
+    def forward(self, image: torch.Tensor, layers: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
+        """``{layer: activation}`` for every configured layer, or only for ``layers`` (a subset):
+        then the network runs only as deep as they need (e.g. a content pass that needs relu4_2
+        skips the convolutions that only relu5_1 reads)."""
+        extractor = self.body if layers is None else self._extractor(layers)
+        return dict(extractor(self.preprocess(image)))
 
 
 def build_feature_extractor(backend: str = "vgg19-caffe", layers: Sequence[str] = ("relu4_2",),

@@ -17,6 +17,7 @@ from torch import nn
 from impasto.models.features import FeatureExtractor
 
 DISTANCES = ("mse", "relative")
+IDENTITY_LOSSES = ("perceptual", "pixel")
 _EPS = 1e-12  # keeps a relative distance finite when its reference is all zeros
 
 
@@ -95,7 +96,9 @@ class PerceptualLoss(nn.Module):
     content image's own Grams, so the network learns to reproduce its input under that style, and
     blending towards it is a strength control inside the network. Feature and Gram targets alone
     leave colour casts in that reproduction, so ``identity_weight`` adds a pixel L1 term for each
-    sample's identity share.
+    sample's identity share. ``identity_loss="pixel"`` scores a pure identity sample by that pixel
+    term alone (no content, Gram or TV terms, which pull it away from the photo), and it then
+    costs no loss-network pass.
 
     ``distance``: ``"mse"`` scores each layer by a mean squared error, summed over layers with their
     weights, so the terms' scales depend on the loss network, the layers and (for content) the
@@ -113,11 +116,14 @@ class PerceptualLoss(nn.Module):
     def __init__(self, encoder: FeatureExtractor, content_layers: Mapping[str, float],
                  style_layers: Mapping[str, float], *, content_weight: float = 1.0,
                  style_weight: float = 1.0, tv_weight: float = 0.0, identity_weight: float = 0.0,
-                 distance: str = "mse"):
+                 distance: str = "mse", identity_loss: str = "perceptual"):
         super().__init__()
         if distance not in DISTANCES:
             raise ValueError(f"loss distance must be one of {', '.join(DISTANCES)}, not {distance!r}")
+        if identity_loss not in IDENTITY_LOSSES:
+            raise ValueError(f"identity_loss must be one of {', '.join(IDENTITY_LOSSES)}, not {identity_loss!r}")
         self.distance = distance
+        self.identity_loss = identity_loss
         self.encoder = encoder
         self.content_layers = dict(content_layers)
         self.style_layers = dict(style_layers)
@@ -166,22 +172,65 @@ class PerceptualLoss(nn.Module):
             target = target + identity_share[:, None, None] * content_gram
         return target
 
+    def content_layers_needed(self, style_weights: torch.Tensor) -> list[str]:
+        """The loss-network layers a content pass needs for samples with these ``style_weights``:
+        the content layers, plus the style layers only where a sample has an identity share that
+        the perceptual terms score (its target Grams are the photo's own)."""
+        needs_grams = self.identity_loss == "perceptual" and bool((style_weights.to(self.identity_mask.dtype)
+                                                                    @ self.identity_mask).any())
+        return list(dict.fromkeys([*self.content_layers, *(self.style_layers if needs_grams else ())]))
+
+    def perceptual_rows(self, style_weights: torch.Tensor) -> torch.Tensor:
+        """``[N]`` bool: the samples the perceptual terms (content, style, TV) score. With
+        ``identity_loss="pixel"`` a pure identity sample is scored by the pixel term alone, so it
+        costs no loss-network pass."""
+        if self.identity_loss == "perceptual":
+            return torch.ones(style_weights.shape[0], dtype=torch.bool, device=style_weights.device)
+        share = style_weights.to(self.identity_mask.dtype) @ self.identity_mask
+        return share < 1
+
     def forward(self, output: torch.Tensor, content: torch.Tensor, style_weights: torch.Tensor | None = None, *,
                 content_features: Mapping[str, torch.Tensor] | None = None,
                 output_features: Mapping[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
-        """Weighted terms and their ``total``. ``content_features``: the encoder's output for
-        ``content``, when the caller keeps it (a fixed content image, as in Gatys' optimisation);
-        ``output_features``: the same for ``output``, when the caller needs them too (validation)."""
+        """Weighted terms and their ``total``; each term is a mean over the batch. ``content_features``:
+        the encoder's output for ``content``, when the caller keeps it (a fixed content image, as in
+        Gatys' optimisation, or one photo shared by several styles); ``output_features``: the same
+        for ``output``, when the caller needs them too (validation)."""
         if self.num_styles == 0:
             raise RuntimeError("call set_style_targets() before computing the loss")
         if style_weights is None:
             style_weights = output.new_ones(output.shape[0], 1)
+        rows = self.perceptual_rows(style_weights)
+        if bool(rows.all()):
+            terms = self._perceptual_terms(output, content, style_weights, content_features, output_features)
+        elif bool(rows.any()):
+            def pick(features: Mapping[str, torch.Tensor] | None) -> dict[str, torch.Tensor] | None:
+                return None if features is None else {l: f[rows] for l, f in features.items()}
+
+            # Means over the scored rows, scaled to means over the batch: a term's weight means the
+            # same whatever share of the batch the identity style takes.
+            fraction = rows.float().mean()
+            terms = {k: v * fraction for k, v in self._perceptual_terms(
+                output[rows], content[rows], style_weights[rows], pick(content_features), pick(output_features)).items()}
+        else:
+            terms = {k: output.new_zeros(()) for k in ("content", "style", "tv")}
+        if self.identity_weight:
+            share = style_weights.to(output.dtype) @ self.identity_mask.to(output.dtype)  # [N]
+            pixel = (output - content).abs().flatten(1).mean(1)
+            terms["identity"] = self.identity_weight * (share * pixel).mean()
+        terms["total"] = sum(terms.values())
+        return terms
+
+    def _perceptual_terms(self, output: torch.Tensor, content: torch.Tensor, style_weights: torch.Tensor,
+                          content_features: Mapping[str, torch.Tensor] | None,
+                          output_features: Mapping[str, torch.Tensor] | None) -> dict[str, torch.Tensor]:
+        """Weighted content, style and TV terms, means over these samples."""
         if content_features is None:
             with torch.no_grad():
-                content_features = self.encoder(content)
+                content_features = self.encoder(content, layers=self.content_layers_needed(style_weights))
         feats = self.encoder(output) if output_features is None else output_features
-        # The content's own Grams matter only to an identity style.
-        identity = bool(self.identity_mask.any())
+        # The content's own Grams matter only to a sample with an identity share.
+        identity = bool((style_weights.to(self.identity_mask.dtype) @ self.identity_mask).any())
         style_targets = {l: self.style_target(l, style_weights, gram_matrix(content_features[l]) if identity else None)
                          for l in self.style_layers}
         scale = style_weights.to(output.dtype) @ self.style_scales.to(output.dtype)  # [N]
@@ -194,14 +243,8 @@ class PerceptualLoss(nn.Module):
                 s = (scale * self.per_sample_style(feats, style_targets)).mean()
             else:
                 s = layer_sum(style_loss, feats, style_targets, self.style_layers)
-        tv = total_variation(output)
-        terms = {"content": self.content_weight * c, "style": self.style_weight * s, "tv": self.tv_weight * tv}
-        if self.identity_weight:
-            share = style_weights.to(output.dtype) @ self.identity_mask.to(output.dtype)  # [N]
-            pixel = (output - content).abs().flatten(1).mean(1)
-            terms["identity"] = self.identity_weight * (share * pixel).mean()
-        terms["total"] = sum(terms.values())
-        return terms
+        return {"content": self.content_weight * c, "style": self.style_weight * s,
+                "tv": self.tv_weight * total_variation(output)}
 
     def per_sample_style(self, feats: Mapping[str, torch.Tensor], targets: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """``[N]``: each sample's unweighted style score (before ``style_weight`` and style scales)."""
@@ -233,10 +276,10 @@ def build_perceptual_loss(backend: str = "vgg19-caffe", content_layers: Mapping[
                           style_layers: Mapping[str, float] | None = None, content_weight: float = 1.0,
                           style_weight: float = 1.0, tv_weight: float = 0.0, identity_weight: float = 0.0,
                           pooling: str = "max", weights_path: str | None = None,
-                          style_distance: str = "mse") -> PerceptualLoss:
+                          style_distance: str = "mse", identity_loss: str = "perceptual") -> PerceptualLoss:
     content_layers = dict(content_layers or {"relu2_2": 1.0})
     style_layers = dict(style_layers or {n: 1.0 for n in ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")})
     encoder = FeatureExtractor(backend, [*content_layers, *style_layers], pooling=pooling, weights_path=weights_path)
     return PerceptualLoss(encoder, content_layers, style_layers, content_weight=content_weight,
                           style_weight=style_weight, tv_weight=tv_weight, identity_weight=identity_weight,
-                          distance=style_distance)
+                          distance=style_distance, identity_loss=identity_loss)

@@ -36,8 +36,12 @@ def derived_seed(*parts: int) -> int:
     return int.from_bytes(digest, "little") >> 1
 
 
-def crop_transform(image_size: int, train: bool) -> v2.Compose:
-    resize = v2.Resize(image_size, antialias=True)  # shorter side
+def crop_transform(image_size: int, train: bool, resize_size: int | None = None) -> v2.Compose:
+    """Shorter side resized to ``resize_size`` (default ``image_size``), then a square crop of
+    ``image_size``: random and flipped for training, central otherwise. A ``resize_size`` above the
+    crop trains on parts of photos at the scale they are stylised at (e.g. a 384-px shorter side,
+    the size of a 512-px ImageNet photo) for the cost of small crops."""
+    resize = v2.Resize(resize_size or image_size, antialias=True)  # shorter side
     if train:
         return v2.Compose([v2.PILToTensor(), resize, v2.RandomCrop(image_size), v2.RandomHorizontalFlip(),
                            v2.ToDtype(torch.float32, scale=True)])
@@ -139,20 +143,28 @@ class ContentDataModule(L.LightningDataModule):
     Validation photos, center-cropped to ``val_size``: every image under ``val_root`` when set, else
     the held-out photos when ``holdout_every`` holds any out, else ``val_images`` (paths or
     ``skimage:NAME``). They are validated in batches of ``batch_size``, in a fixed order.
+    ``val_range=[start, stop]`` keeps only that slice of them (e.g. tune on some held-out photos
+    and keep the others for a final check nothing was tuned on).
     ``batch_size`` is the global batch: under DDP each rank loads ``batch_size // world_size``.
+    ``resize_size``: the training photos' shorter side before the ``image_size`` crop (default:
+    ``image_size``; see :func:`crop_transform`).
     The training order and augmentation depend only on ``seed`` (see :class:`ResumableSampler`).
     """
 
     def __init__(self, root: str | None = None, skimage_photos: Sequence[str] = (), image_size: int = 256,
                  batch_size: int = 4, num_workers: int = 0, val_root: str | None = None,
                  val_images: Sequence[str] = (), val_size: int = 256, repeat: int = 1, holdout_every: int = 0,
-                 seed: int = 0):
+                 seed: int = 0, resize_size: int | None = None, val_range: Sequence[int] | None = None):
         super().__init__()
         for name, value, least in (("image_size", image_size, 1), ("val_size", val_size, 1),
                                    ("batch_size", batch_size, 1), ("repeat", repeat, 1),
-                                   ("num_workers", num_workers, 0), ("holdout_every", holdout_every, 0)):
+                                   ("num_workers", num_workers, 0), ("holdout_every", holdout_every, 0),
+                                   ("resize_size", image_size if resize_size is None else resize_size, image_size)):
             if not isinstance(value, int) or isinstance(value, bool) or value < least:
                 raise ValueError(f"data.{name} must be an integer >= {least}, not {value!r}")
+        if val_range is not None and (len(val_range) != 2 or not all(isinstance(v, int) for v in val_range)
+                                      or not 0 <= val_range[0] < val_range[1]):
+            raise ValueError(f"data.val_range must be [start, stop] with 0 <= start < stop, not {val_range!r}")
         self.save_hyperparameters()
         self.skipped: list[Path] = []
 
@@ -179,14 +191,21 @@ class ContentDataModule(L.LightningDataModule):
             good, _ = scan_images(hp.val_root)
             if not good:
                 raise ValueError(f"no readable validation images under {hp.val_root}")
-            return good
-        return held or list(hp.val_images)
+            refs = good
+        else:
+            refs = held or list(hp.val_images)
+        if hp.val_range is None:
+            return refs
+        start, stop = hp.val_range
+        if start >= len(refs):
+            raise ValueError(f"data.val_range={list(hp.val_range)} is past the {len(refs)} validation photos")
+        return refs[start:stop]
 
     def setup(self, stage: str | None = None) -> None:
         hp = self.hparams
         train, held = self._split()
-        self.train_set = ImageListDataset(train, crop_transform(hp.image_size, train=True), repeat=hp.repeat,
-                                          seed=hp.seed)
+        self.train_set = ImageListDataset(train, crop_transform(hp.image_size, train=True, resize_size=hp.resize_size),
+                                          repeat=hp.repeat, seed=hp.seed)
         val_refs = self._val_refs(held)
         self.val_set = ImageListDataset(val_refs, crop_transform(hp.val_size, train=False)) if val_refs else None
 

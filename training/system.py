@@ -44,8 +44,14 @@ def build_optimizer(config: Mapping[str, Any], network: nn.Module) -> torch.opti
 class StylizationSystem(L.LightningModule):
     def __init__(self, network: Mapping[str, Any], loss: Mapping[str, Any], styles: Sequence[Mapping[str, Any]],
                  optimizer: Mapping[str, Any], style_size: int = 512, config_yaml: str | None = None,
-                 trainable: str = "all"):
+                 trainable: str = "all", styles_per_photo: int = 1, channels_last: bool = False):
+        """``styles_per_photo=k``: each photo of a batch is stylised with k different styles (k
+        samples), so the loss network's content pass runs once per photo instead of once per
+        sample. ``channels_last``: network and loss network in NHWC, the layout oneDNN's CPU
+        convolutions run fastest in."""
         super().__init__()
+        if not isinstance(styles_per_photo, int) or isinstance(styles_per_photo, bool) or styles_per_photo < 1:
+            raise ValueError(f"styles_per_photo must be an integer >= 1, not {styles_per_photo!r}")
         self.save_hyperparameters()
         self.styles = parse_styles(styles)
         # Loading the style images here makes an unreadable one fail before any training starts.
@@ -70,6 +76,14 @@ class StylizationSystem(L.LightningModule):
         # Kept styles (from `init_from`) are never sampled, so the loss only knows the trained ones.
         self.loss_fn.set_style_targets([(self.style_images[i], self.styles[i].weights) for i in self.trained_ids],
                                        style_scales=[self.styles[i].style_weight for i in self.trained_ids])
+        if self.hparams.styles_per_photo > len(self.trained_ids):
+            raise ValueError(f"styles_per_photo={self.hparams.styles_per_photo} is more than the "
+                             f"{len(self.trained_ids)} style(s) being trained")
+        if self.hparams.channels_last:
+            self.to(memory_format=torch.channels_last)
+
+    def _layout(self, images: torch.Tensor) -> torch.Tensor:
+        return images.contiguous(memory_format=torch.channels_last) if self.hparams.channels_last else images
 
     @property
     def trained_ids(self) -> list[int]:
@@ -94,11 +108,26 @@ class StylizationSystem(L.LightningModule):
     def _losses(self, images: torch.Tensor, style_weights: torch.Tensor) -> dict[str, torch.Tensor]:
         return self.loss_fn(self(images, style_weights), images, style_weights[:, self.trained_ids])
 
+    def training_losses(self, photos: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
+        """The loss terms of one training step on a batch of photos: each photo is stylised with
+        ``styles_per_photo`` styles, and its content features are computed once for all of them
+        (only the layers those samples' loss reads)."""
+        k = self.hparams.styles_per_photo
+        photos = self._layout(photos)
+        images = photos.repeat_interleave(k, 0) if k > 1 else photos
+        weights = self.style_weights_for(len(images), step)
+        trained = weights[:, self.trained_ids]
+        with torch.no_grad():
+            content = self.loss_fn.encoder(photos, layers=self.loss_fn.content_layers_needed(trained))
+        if k > 1:
+            content = {layer: f.repeat_interleave(k, 0) for layer, f in content.items()}
+        return self.loss_fn(self(images, weights), images, trained, content_features=content)
+
     def training_step(self, batch: torch.Tensor, batch_idx: int) -> torch.Tensor:
-        weights = self.style_weights_for(len(batch), self.global_step)
-        losses = self._losses(batch, weights)
-        self.log_dict({f"train/{k}": v for k, v in losses.items() if k != "total"}, batch_size=len(batch))
-        self.log("train/loss", losses["total"], prog_bar=True, batch_size=len(batch))
+        losses = self.training_losses(batch, self.global_step)
+        samples = len(batch) * self.hparams.styles_per_photo
+        self.log_dict({f"train/{k}": v for k, v in losses.items() if k != "total"}, batch_size=samples)
+        self.log("train/loss", losses["total"], prog_bar=True, batch_size=samples)
         return losses["total"]
 
     def validation_step(self, batch: torch.Tensor, batch_idx: int) -> None:
@@ -108,6 +137,7 @@ class StylizationSystem(L.LightningModule):
         Per style, also the benchmark's style and content distances (``val/S/<style>``,
         ``val/C/<style>``, :mod:`impasto.models.quality`) measured with the loss network, so a run
         shows the figures it will be judged by without loading a second network."""
+        batch = self._layout(batch)
         content_features = self.loss_fn.encoder(batch)
         per_style, judged = [], {}
         for style in self.trained_ids:

@@ -104,6 +104,8 @@ def build_system(cfg: DictConfig) -> Any:
         style_size=cfg.style_size,
         config_yaml=OmegaConf.to_yaml(cfg, resolve=True),
         trainable=cfg.trainable,
+        styles_per_photo=cfg.styles_per_photo,
+        channels_last=cfg.channels_last,
     )
     if source is not None:
         from impasto.models.transformer import transfer_weights

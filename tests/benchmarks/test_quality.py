@@ -46,9 +46,16 @@ def test_quality_benchmark_end_to_end(tmp_path, bench_dirs, capsys, restore_torc
     output = tmp_path / "out" / "bench.md"
     rc = main(["--styles-dir", str(styles), "--content-dir", str(content), "--model", str(model),
                "--johnson", str(model), "--no-peer", "--gatys-steps", "2", "--gatys-photos", "1", "--num-photos", "2",
-               "--size", "64", "--holdout-every", "2", "--threads", "1", "--output", str(output)])
+               "--size", "64", "--holdout-every", "2", "--threads", "1", "--output", str(output),
+               "--sheet-photos", "2"])
     assert rc == 0
     text = output.read_text()
+    # A sheet per style: per photo (2 rows) the painting, the photo, then tiny, johnson and Gatys
+    # (on the first photo only, a blank tile on the second).
+    from PIL import Image
+    sheet = Image.open(output.with_name("bench_a.jpg"))
+    assert sheet.width > 5 * 256 > sheet.width - 256 and 2 * 256 < sheet.height < 3 * 256
+    assert "2 held-out photo(s) (numbers 0–1 of the held-out split" in text
     assert "| method | photos | S_vgg | C_vgg | S_eff | C_eff | s/photo |" in text
     rows = _table(text, "a")
     assert set(rows) == {"tiny", "johnson (tiny)", "gatys (2 L-BFGS steps)", "photo (no stylisation)"}, text
@@ -79,6 +86,12 @@ def test_quality_benchmark_clear_errors(tmp_path, bench_dirs, capsys):
     assert main(["--styles-dir", str(styles), "--content-dir", str(content), "--model", str(bad)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("benchmarks.quality: ") and "not a loadable ONNX model" in err and len(err.splitlines()) == 1
+    # held-out: 2 of the 4 photos (every 2nd), so the third does not exist
+    assert main(["--styles-dir", str(styles), "--content-dir", str(content), "--holdout-every", "2",
+                 "--first-photo", "2"]) == 2
+    assert "--first-photo 2 is past the 2 held-out photos" in capsys.readouterr().err
+    assert main(["--styles-dir", str(styles), "--content-dir", str(content), "--first-photo", "-1"]) == 2
+    assert "--first-photo must be >= 0" in capsys.readouterr().err
     assert main(["--styles-dir", str(styles), "--content-dir", str(content), "--styles", "zzz"]) == 2
     assert "zzz" in capsys.readouterr().err
     assert main(["--styles-dir", str(styles), "--content-dir", str(content), "--device", "gpu"]) == 2

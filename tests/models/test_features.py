@@ -35,6 +35,22 @@ def test_runs_only_up_to_the_deepest_requested_layer():
     assert len(convs) == 3  # conv1_1, conv1_2, conv2_1
 
 
+def test_a_subset_of_layers_runs_only_as_deep_as_it_needs(vgg):
+    image = torch.rand(1, 3, 48, 48)
+    with torch.no_grad():
+        full = vgg(image)
+        part = vgg(image, layers=["relu2_2", "relu1_1"])
+    assert list(part) == ["relu1_1", "relu2_2"]  # the extractor's order, not the request's
+    for layer, value in part.items():
+        assert torch.equal(value, full[layer])
+    convs = [m for m in vgg._extractor(["relu2_2"]).modules() if isinstance(m, torch.nn.Conv2d)]
+    assert len(convs) == 4  # conv1_1 ... conv2_2, not the 13 relu5_1 needs
+    assert all(any(c is m for m in vgg.body.modules()) for c in convs)  # the same (frozen) weights
+    assert len(vgg.state_dict()) == 26  # subsets add no state
+    with pytest.raises(ValueError, match="relu3_2"):
+        vgg(image, layers=["relu3_2"])
+
+
 def test_frozen_eval_and_gradients_reach_the_input(vgg):
     vgg.train()  # a parent module switching modes must not change the loss network
     assert not vgg.training

@@ -128,6 +128,51 @@ def test_identity_pixel_term_weighs_each_sample_by_its_identity_share(encoder):
     assert "identity" not in unweighted(output, content, weights)  # off by default
 
 
+class CountingEncoder(torch.nn.Module):
+    """Wraps a feature extractor and records the batch size and layers of every pass."""
+
+    def __init__(self, encoder):
+        super().__init__()
+        self.inner, self.passes = encoder, []
+
+    def forward(self, image, layers=None):
+        self.passes.append((image.shape[0], tuple(layers) if layers else None))
+        return self.inner(image, layers=layers)
+
+
+@pytest.mark.parametrize("distance", ["mse", "relative"])
+def test_pixel_identity_scores_identity_samples_by_pixels_alone(encoder, distance):
+    counting = CountingEncoder(encoder)
+    loss = PerceptualLoss(counting, {"relu2_2": 1.0}, {"relu1_1": 1.0, "relu2_1": 1.0}, identity_weight=3.0,
+                          tv_weight=0.5, distance=distance, identity_loss="pixel")
+    reference = PerceptualLoss(encoder, {"relu2_2": 1.0}, {"relu1_1": 1.0, "relu2_1": 1.0}, identity_weight=3.0,
+                               tv_weight=0.5, distance=distance)
+    styles = [([torch.rand(1, 3, 32, 32)], None), ([], None)]  # style 1: identity
+    loss.set_style_targets(styles)
+    reference.set_style_targets(styles)
+    torch.manual_seed(0)
+    output, content = torch.rand(4, 3, 32, 32), torch.rand(4, 3, 32, 32)
+    weights = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [0.0, 1.0]])
+    counting.passes.clear()
+    terms = loss(output, content, weights)
+    # Only the two painted samples go through the loss network, the content pass to relu2_2 only.
+    assert sorted(counting.passes, key=str) == sorted([(2, ("relu2_2",)), (2, None)], key=str)
+    painted = reference(output[[0, 2]], content[[0, 2]], weights[[0, 2]])
+    for term in ("content", "style", "tv"):  # means over the batch: half of the painted samples' means
+        torch.testing.assert_close(terms[term], painted[term] / 2)
+    pixel = (output - content).abs().flatten(1).mean(1)
+    torch.testing.assert_close(terms["identity"], 3.0 * (pixel[1] + pixel[3]) / 4)
+    # A batch of identity samples alone needs no loss-network pass at all.
+    counting.passes.clear()
+    alone = loss(output[[1, 3]], content[[1, 3]], weights[[1, 3]])
+    assert counting.passes == [] and alone["style"] == 0 and alone["total"] == alone["identity"]
+    # Perceptual (the default) identity samples need the content's Grams: a full content pass.
+    assert reference.content_layers_needed(weights) == ["relu2_2", "relu1_1", "relu2_1"]
+    assert loss.content_layers_needed(weights) == ["relu2_2"]
+    with pytest.raises(ValueError, match="identity_loss"):
+        PerceptualLoss(encoder, {"relu2_2": 1.0}, {"relu1_1": 1.0}, identity_loss="none")
+
+
 def test_layer_sum_weights_each_layer():
     feats = {"a": torch.ones(1, 2, 3, 3), "b": torch.zeros(1, 2, 3, 3)}
     targets = {"a": torch.zeros(1, 2, 3, 3), "b": torch.full((1, 2, 3, 3), 2.0)}
@@ -153,8 +198,9 @@ class TwoScales(torch.nn.Module):
     """A stand-in loss network whose features are exactly periodic when the image is: the image
     itself and its 2x2 average pool, so tiling an (even-sized) image tiles both maps exactly."""
 
-    def forward(self, image):
-        return {"fine": image, "coarse": torch.nn.functional.avg_pool2d(image, 2)}
+    def forward(self, image, layers=None):
+        features = {"fine": image, "coarse": torch.nn.functional.avg_pool2d(image, 2)}
+        return {k: v for k, v in features.items() if layers is None or k in layers}
 
 
 def relative_loss(encoder, **kwargs):
@@ -212,8 +258,8 @@ def test_relative_loss_does_not_depend_on_image_size_or_feature_scale():
         assert small[term] > 0.01
 
     class Scaled(TwoScales):  # a "backend" whose activations are 10x larger
-        def forward(self, image):
-            return {k: 10 * v for k, v in super().forward(image).items()}
+        def forward(self, image, layers=None):
+            return {k: 10 * v for k, v in super().forward(image, layers).items()}
 
     scaled = relative_loss(Scaled(), style_weight=2.0)
     scaled.set_style_targets([([style], None)])

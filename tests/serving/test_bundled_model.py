@@ -65,12 +65,13 @@ def test_batch_with_mixed_styles_matches_one_by_one(bundled):
             assert np.abs(batch[i] - batch[j]).mean() > 0.02, (specs[i], specs[j])
 
 
-def test_identity_is_the_style_closest_to_the_photo(bundled):
-    # The identity style is a near-identity (mean error ~0.07 here, smoothed by the TV term; README,
-    # Bundled styles); it must stay the closest of all styles to the input, or `strength` would not
-    # fade towards the photo.
-    image = photo(128, 128)
+@pytest.mark.parametrize(("size", "bound"), [(128, 0.1), (512, 0.07)])
+def test_identity_is_a_near_identity_and_the_style_closest_to_the_photo(bundled, size, bound):
+    # The identity style reproduces its input (README, Bundled styles: mean absolute error at most
+    # 0.07 on the astronaut photo at its own 512 px, a little more on a 128-px thumbnail); it must stay
+    # the closest of all styles to the input, or `strength` would not fade towards the photo.
+    image = photo(size, size)
     errors = {name: np.abs(bundled.run(image[None], bundled.style_weights(name)[None])[0] - image).mean()
               for name in bundled.style_names}
     assert min(errors, key=errors.get) == "identity", errors
-    assert errors["identity"] < 0.1, errors
+    assert errors["identity"] <= bound, errors

@@ -26,6 +26,7 @@ from impasto.training.train import Run, build_run, instantiate_group
 CONF = files(CONFIG_MODULE)
 SIZE = 32
 SHRINK = [f"data.image_size={SIZE}", f"data.val_size={SIZE}", f"style_size={SIZE}", "data.num_workers=0",
+          "data.resize_size=null", "data.val_range=null",  # the generated folders hold a few photos
           "trainer.max_steps=1"]
 DOWNLOADED_BACKENDS = ("vgg16", "vgg19")  # torchvision ImageNet weights
 

@@ -1,5 +1,6 @@
 """Loss options that presets opt into: the scale-free ``relative`` distance and per-style weights.
-Every shipped loss preset keeps the MSE distance and every style a weight of 1 unless it says so."""
+Every loss preset but the judge-aligned ones (``relative`` and the bundled model's) keeps the MSE
+distance, and every style a weight of 1 unless it says so."""
 import math
 
 import pytest
@@ -29,7 +30,8 @@ def test_a_style_weight_is_parsed_with_a_default_of_one():
 
 @pytest.mark.parametrize("preset", options("loss"))
 def test_every_loss_preset_keeps_the_mse_distance_and_accepts_relative(preset):
-    assert compose_config([f"loss={preset}"]).loss.style_distance == "mse"
+    relative = preset in ("relative", "bundled")
+    assert compose_config([f"loss={preset}"]).loss.style_distance == ("relative" if relative else "mse")
     assert compose_config([f"loss={preset}", "loss.style_distance=relative"]).loss.style_distance == "relative"
 
 
