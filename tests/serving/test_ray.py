@@ -39,6 +39,9 @@ def _free_port() -> int:
 def cluster():
     """A local Ray instance and Serve's HTTP proxy on 127.0.0.1; yields (base URL, metrics URL)."""
     saved = {name: os.environ.get(name) for name in RAY_ENV}
+    # ray.init installs process-wide SIGINT/SIGTERM handlers and keeps them after shutdown: put the
+    # test process's own back, or later tests of Ctrl-C handling in this process see Ray's.
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     os.environ.update(RAY_ENV)
     metrics_port, http_port = _free_port(), _free_port()
     ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", _metrics_export_port=metrics_port,
@@ -49,6 +52,8 @@ def cluster():
     finally:
         serve.shutdown()
         ray.shutdown()
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
         for name, value in saved.items():
             if value is None:
                 os.environ.pop(name, None)
