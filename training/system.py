@@ -17,6 +17,7 @@ from torch import nn
 
 from impasto.models.losses import PerceptualLoss, gram_matrix
 from impasto.models.quality import VGG_CONTENT_LAYER, VGG_STYLE_LAYERS, content_distance, gram_distance
+from impasto.models.stability import StabilitySettings, random_warp, stability_loss
 from impasto.models.transformer import ConditionalInstanceNorm2d, StylizationNetwork, one_hot_styles
 from impasto.training.checkpoint import CheckpointError
 from impasto.training.networks import build_network
@@ -44,11 +45,13 @@ def build_optimizer(config: Mapping[str, Any], network: nn.Module) -> torch.opti
 class StylizationSystem(L.LightningModule):
     def __init__(self, network: Mapping[str, Any], loss: Mapping[str, Any], styles: Sequence[Mapping[str, Any]],
                  optimizer: Mapping[str, Any], style_size: int = 512, config_yaml: str | None = None,
-                 trainable: str = "all", styles_per_photo: int = 1, channels_last: bool = False):
+                 trainable: str = "all", styles_per_photo: int = 1, channels_last: bool = False,
+                 stability: Mapping[str, Any] | None = None):
         """``styles_per_photo=k``: each photo of a batch is stylised with k different styles (k
         samples), so the loss network's content pass runs once per photo instead of once per
         sample. ``channels_last``: network and loss network in NHWC, the layout oneDNN's CPU
-        convolutions run fastest in."""
+        convolutions run fastest in. ``stability``: :class:`~impasto.models.stability.StabilitySettings`
+        of the temporal-stability term (off by default)."""
         super().__init__()
         if not isinstance(styles_per_photo, int) or isinstance(styles_per_photo, bool) or styles_per_photo < 1:
             raise ValueError(f"styles_per_photo must be an integer >= 1, not {styles_per_photo!r}")
@@ -59,6 +62,7 @@ class StylizationSystem(L.LightningModule):
         self.network: StylizationNetwork = build_network(
             network, num_styles=len(self.styles), style_names=[s.name for s in self.styles])
         self.loss_fn: PerceptualLoss = instantiate(loss)
+        self.stability = StabilitySettings(**(stability or {}))
         self._set_trainable(trainable)
 
     def _set_trainable(self, trainable: str) -> None:
@@ -121,7 +125,15 @@ class StylizationSystem(L.LightningModule):
             content = self.loss_fn.encoder(photos, layers=self.loss_fn.content_layers_needed(trained))
         if k > 1:
             content = {layer: f.repeat_interleave(k, 0) for layer, f in content.items()}
-        return self.loss_fn(self(images, weights), images, trained, content_features=content)
+        outputs = self(images, weights)
+        losses = self.loss_fn(outputs, images, trained, content_features=content)
+        if self.stability.weight:
+            warp = random_warp(len(images), *images.shape[-2:], self.stability, device=images.device)
+            term = self.stability.weight * stability_loss(
+                lambda moved: self(self._layout(moved), weights), images, outputs, warp, self.stability.noise_std)
+            losses["stability"] = term
+            losses["total"] = losses["total"] + term
+        return losses
 
     def training_step(self, batch: torch.Tensor, batch_idx: int) -> torch.Tensor:
         losses = self.training_losses(batch, self.global_step)

@@ -106,6 +106,7 @@ def build_system(cfg: DictConfig) -> Any:
         trainable=cfg.trainable,
         styles_per_photo=cfg.styles_per_photo,
         channels_last=cfg.channels_last,
+        stability=OmegaConf.to_container(cfg.stability, resolve=True) if cfg.get("stability") else None,
     )
     if source is not None:
         from impasto.models.transformer import transfer_weights

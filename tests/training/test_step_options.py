@@ -86,3 +86,24 @@ def test_val_range_keeps_a_slice_of_the_validation_photos():
     past = ContentDataModule(skimage_photos=["camera"], val_images=names, val_range=[4, 8])
     with pytest.raises(ValueError, match="past the 4 validation photos"):
         past.setup("fit")
+
+
+def test_stability_term_is_added_to_the_step_when_weighted(tmp_path):
+    plain = system_for(tmp_path)
+    stable = system_for(tmp_path, "stability.weight=50.0")
+    stable.network.load_state_dict(plain.network.state_dict())
+    photos = torch.rand(2, 3, 32, 32)
+    torch.manual_seed(0)
+    a = plain.training_losses(photos, 1)
+    torch.manual_seed(0)
+    b = stable.training_losses(photos, 1)
+    assert "stability" not in a and b["stability"] > 0
+    for term in a:
+        torch.testing.assert_close(b[term], a[term] + (b["stability"] if term == "total" else 0))
+    b["total"].backward()
+    assert all(p.grad is not None for p in stable.network.parameters() if p.requires_grad)
+
+
+def test_stability_preset_composes(tmp_path):
+    cfg = compose_train_config(tmp_path, ["experiment=bundled_stable"])
+    assert cfg.stability.weight > 0 and cfg.styles_per_photo == 2 and cfg.init_from == "bundled"
