@@ -147,9 +147,12 @@ class PerceptualLoss(nn.Module):
         layers = list(self.style_layers)
         per_style = [weighted_gram_targets(self.encoder, images, weights, layers) if images else None
                      for images, weights in styles]
-        if all(s is None for s in per_style):
-            raise ValueError("at least one style needs images")
-        shapes = next(s for s in per_style if s is not None)
+        if not per_style:
+            raise ValueError("at least one style is needed")
+        # Only identity styles (re-tuning the identity style of a trained network): nothing to
+        # match, so the targets are zeros of the layers' Gram shapes, read off a tiny probe image.
+        shapes = next((s for s in per_style if s is not None), None) or weighted_gram_targets(
+            self.encoder, [torch.zeros(1, 3, 32, 32)], None, layers)
         # Non-persistent: targets are recomputed from the style images, never checkpointed.
         for layer in layers:
             stacked = torch.stack([s[layer] if s else torch.zeros_like(shapes[layer]) for s in per_style])

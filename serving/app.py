@@ -13,7 +13,7 @@ from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
 
 from impasto.core.model import StyleModel
-from impasto.serving import http_errors, routes_api, routes_ops, routes_web
+from impasto.serving import http_errors, routes_api, routes_ops, routes_stream, routes_web
 from impasto.serving.guard import GuardMiddleware
 from impasto.serving.metrics import Metrics, MetricsMiddleware
 from impasto.serving.service import RemoteInference, Service, load_models
@@ -58,6 +58,7 @@ def create_app(settings: Settings | None = None, models: list[StyleModel] | None
     http_errors.install(app, metrics)
     app.include_router(routes_api.build_router(settings))
     app.include_router(routes_ops.router)
+    app.include_router(routes_stream.build_router(settings))
     app.include_router(routes_web.router)
     app.mount("/static", routes_web.static_files(), name="static")
     app.add_middleware(GuardMiddleware, allowed_hosts=settings.served_hosts(),

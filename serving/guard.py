@@ -7,6 +7,8 @@
   CORS preflight, so any page could spend the server's compute. Requests that change or compute
   (anything but GET/HEAD/OPTIONS) carrying an ``Origin`` other than the server's own or an allowed
   one are refused. Clients that are not browsers send no ``Origin`` and are not affected.
+  A WebSocket handshake is checked like such a request: browsers open one to any origin without
+  a CORS check, and a stream spends compute on every frame.
 
 Refusals use the service's JSON error body (Starlette's TrustedHostMiddleware answers in plain text).
 """
@@ -49,7 +51,8 @@ def _header(scope, name: bytes) -> str | None:
 
 
 class GuardMiddleware:
-    """Pure ASGI middleware: 400 for a ``Host`` not allowed, 403 for a cross-origin unsafe request."""
+    """Pure ASGI middleware: 400 for a ``Host`` not allowed, 403 for a cross-origin unsafe request
+    (a refused WebSocket handshake gets the same HTTP answer)."""
 
     def __init__(self, app, allowed_hosts: tuple[str, ...], allowed_origins: tuple[str, ...] = (), metrics=None):
         self.app, self.metrics = app, metrics
@@ -57,7 +60,7 @@ class GuardMiddleware:
         self.allowed_origins = frozenset(o.rstrip("/").lower() for o in allowed_origins)
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
+        if scope["type"] not in ("http", "websocket"):
             return await self.app(scope, receive, send)
         refusal = self._refusal(scope)
         if refusal is None:
@@ -74,7 +77,7 @@ class GuardMiddleware:
             return (400, "host_not_allowed", f"host {host_name(host)[:100]!r} is not served here; "
                     "start the service with --allowed-hosts NAME,... (or '*') to allow it")
         origin = _header(scope, b"origin")
-        if origin is None or scope["method"] in SAFE_METHODS or "*" in self.allowed_origins:
+        if origin is None or scope.get("method") in SAFE_METHODS or "*" in self.allowed_origins:
             return None
         origin = origin.strip().rstrip("/").lower()
         # The server's own origin: same host and port as the request's Host (the scheme is left

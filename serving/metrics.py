@@ -72,6 +72,15 @@ class Metrics:
         self.rejected = Counter("impasto_rejected",
                                 "requests refused as overloaded (queue full, decode budget spent, out of memory)",
                                 ["model"], registry=r)
+        # Live camera streams (WebSocket): what was answered, what was dropped and why, what is open.
+        self.stream_frames = Counter("impasto_stream_frames", "stream frames stylised and sent back", ["model"],
+                                     registry=r)
+        self.stream_drops = Counter("impasto_stream_drops", "stream frames not stylised (stale: a newer frame "
+                                    "replaced it; overloaded; timeout)", ["reason"], registry=r)
+        self.streams_open = Gauge("impasto_streams_open", "open stream connections", ["route"], registry=r,
+                                  multiprocess_mode="livesum")
+        self.stream_latency = Histogram("impasto_stream_frame_duration_seconds", "stream frame from receipt to "
+                                        "answer", ["model"], buckets=LATENCY_BUCKETS, registry=r)
 
     def render(self) -> tuple[bytes, str]:
         if multiprocess_dir():

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -22,7 +23,7 @@ import numpy as np
 from PIL import Image
 from starlette.concurrency import run_in_threadpool
 
-from impasto.core import imageio
+from impasto.core import imageio, tiling
 from impasto.core.errors import ImageError
 from impasto.core.request import OutputControls
 from impasto.serving.batching import Overloaded, Submitter
@@ -39,6 +40,7 @@ class StylizeOptions:
     max_size: int | None = None
     preserve_color: bool = False
     format: str = "png"
+    stroke_scale: float = 1.0
 
 
 @dataclass
@@ -103,6 +105,7 @@ class Stylizer:
     async def stylize(self, data: bytes, options: StylizeOptions) -> StylizeResult:
         # Cheap checks first: bad options and styles are refused before any decoding.
         controls = OutputControls(options.strength, options.preserve_color)
+        tiling.check_stroke_scale(options.stroke_scale)
         selection = self.catalog.select(options.style, options.model)
         model = selection.model
         max_size = options.max_size or self.settings.default_max_size
@@ -113,6 +116,8 @@ class Stylizer:
                                  f"of {self.budget.capacity}")
             reservation = self.budget.reserve(pixels, model.name)
             try:
+                if options.stroke_scale > 1.0 or tiling.tile_size_for(model, *_resized(img.size, max_size)):
+                    return await self._large(reservation, img, max_size, controls, selection, options)
                 def keep(array: np.ndarray) -> np.ndarray:  # the decoded original is garbage from here on
                     reservation.shrink(array.shape[1] * array.shape[2])
                     return array
@@ -134,3 +139,43 @@ class Stylizer:
             raise Overloaded(model.name, "not enough memory for this request now") from None
         return StylizeResult(body, content_type, width, height, selection, result.batch_size,
                              result.inference_s * 1000.0, mode, result.replica)
+
+    async def _large(self, reservation: Reservation, img: Image.Image, max_size: int, controls: OutputControls,
+                     selection: Selection, options: StylizeOptions) -> StylizeResult:
+        """Tiled (large images) or stroke-scaled requests: the image stays uint8 and its tiles go
+        through onnxruntime in batches of their own, in a worker thread, outside the batcher, whose
+        batches hold whole images of one size."""
+        model = selection.model
+        weights, mode = controls.network_weights(model, selection.weights)
+        timing: dict[str, float] = {}
+        gone = threading.Event()
+
+        def check() -> None:  # a request that stopped waiting stops its remaining tiles
+            if gone.is_set():
+                raise Abandoned
+
+        def stylize(rgb: np.ndarray) -> np.ndarray:
+            start = time.perf_counter()
+            out = tiling.stylize_image(model, rgb, weights, stroke_scale=options.stroke_scale, check=check,
+                                       finish=lambda styled, original: controls.finish(styled, original, mode))
+            timing["inference_s"] = time.perf_counter() - start
+            return out
+
+        try:
+            out = await self._in_stages(reservation, img, imageio.load_rgb,
+                                        lambda rgb: imageio.resize_longer(rgb, max_size), np.asarray, stylize)
+        except asyncio.CancelledError:
+            gone.set()
+            raise
+        del img
+        height, width = out.shape[:2]
+        body, content_type = await self._in_stages(
+            reservation, out, lambda arr: Image.fromarray(arr, "RGB"), lambda pil: imageio.encode(pil, options.format))
+        return StylizeResult(body, content_type, width, height, selection, 1, timing["inference_s"] * 1000.0, mode)
+
+
+def _resized(size: tuple[int, int], max_size: int) -> tuple[int, int]:
+    """``(height, width)`` of an image of ``size`` (width, height) after ``resize_longer(max_size)``."""
+    width, height = size
+    scale = min(1.0, max_size / max(width, height))
+    return max(1, round(height * scale)), max(1, round(width * scale))

@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
+from impasto.core.tiling import MAX_STROKE_SCALE
 from impasto.serving.batching import Overloaded
 from impasto.serving.http_errors import ApiError, error_responses
 from impasto.serving.pipeline import StylizeOptions
@@ -130,10 +131,13 @@ def build_router(settings: Settings) -> APIRouter:
             f"downscale so the longer side is at most this (default {settings.default_max_size})"))] = None,
         preserve_color: Annotated[bool, Query(description="keep the original colours, restyle luminance")] = False,
         format: Annotated[Literal["png", "jpeg", "webp"], Query(description="output format")] = "png",
+        stroke_scale: Annotated[float, Query(ge=1.0, le=MAX_STROKE_SCALE, description=(
+            "strokes this many times larger at the same output size (the image is stylised smaller, "
+            "up-sampled, and the photo's edges restored with a guided filter)"))] = 1.0,
     ) -> Response:
         start = time.perf_counter()
         service = request.app.state.service
-        options = StylizeOptions(style, model, strength, max_size, preserve_color, format)
+        options = StylizeOptions(style, model, strength, max_size, preserve_color, format, stroke_scale)
         try:
             async with asyncio.timeout(settings.request_timeout_s):
                 data = await read_image(request, settings.max_upload_bytes)

@@ -42,6 +42,8 @@ def parse_args(argv: list[str] | None) -> dict:
                    help="refuse images longer than this many times their width or height (default 100)")
     p.add_argument("--decode-budget-pixels", type=int,
                    help="pixels being decoded at once across requests before 503 (default 64000000)")
+    p.add_argument("--max-streams", type=int, help="camera stream connections open at once (default 16)")
+    p.add_argument("--stream-max-side", type=int, help="longest side of a camera stream frame (default 640)")
     p.add_argument("--keep-alive-timeout-s", type=float, help="close idle connections after this (default 5)")
     p.add_argument("--header-timeout-s", type=float,
                    help="close connections whose request headers take longer than this (default 10)")
@@ -66,8 +68,11 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
     """Everything of ``uvicorn.Config`` that comes from the settings (tests run real servers with it)."""
     from impasto.serving.protocol import protocol_factory
 
+    # Streams: a message over the frame limit is refused by the protocol (1009) before it is buffered
+    # whole; no per-message compression, which would spend CPU deflating JPEGs for nothing.
     return dict(host=settings.host, port=settings.port, log_level=settings.log_level,
-                http=protocol_factory(settings.header_timeout_s, settings.keep_alive_timeout_s))
+                http=protocol_factory(settings.header_timeout_s, settings.keep_alive_timeout_s),
+                ws_max_size=settings.stream_max_frame_bytes, ws_per_message_deflate=False)
 
 
 @contextmanager

@@ -43,15 +43,26 @@ class Settings(BaseSettings):
 
     # Hard limits on input.
     max_upload_bytes: int = Field(20 * 1024 * 1024, ge=1)
+    # A capability limit, not a memory one: images over the thumbnail size are tiled (impasto.core.tiling),
+    # so a request's memory is its uint8 input and output, whatever its size; 8K UHD (33.2 MP) fits.
     max_pixels: int = Field(50_000_000, ge=1, description="decoded pixel limit (checked on the header)")
     default_max_size: int = Field(1024, ge=16, description="longer side images are scaled to by default")
-    max_size_limit: int = Field(2048, ge=16, description="largest max_size a request may ask for")
+    max_size_limit: int = Field(8192, ge=16, description="largest max_size a request may ask for (8K; larger "
+                                                         "images are tiled with thumbnail statistics)")
     input_formats: tuple[str, ...] = ("PNG", "JPEG", "WEBP")
     max_aspect_ratio: float = Field(100.0, ge=1, description="longest side / shortest side an upload may have "
                                                               "(thinner ones are refused before decoding)")
     decode_budget_pixels: int = Field(64_000_000, ge=1, description=(
         "decoded pixels all requests may hold at once (reserved from the header before decoding, "
         "kept until the answer is encoded); over it: 503 + Retry-After"))
+
+    # Live camera streams (WebSocket /api/stream, see impasto.serving.routes_stream).
+    max_streams: int = Field(16, ge=0, description="stream connections open at once; more are closed with 1013")
+    stream_max_side: int = Field(640, ge=16, le=1024, description=(
+        "longest side a stream frame may have (larger: closed, 1009); at most 1024, so frames are never tiled"))
+    stream_max_frame_bytes: int = Field(1024 * 1024, ge=1024, description="largest stream message (larger: closed, 1009)")
+    stream_queue_frames: int = Field(1, ge=1, le=4, description=(
+        "frames a stream keeps waiting behind the one in progress; a newer one drops the oldest"))
 
     # Connections: uvicorn's idle time between requests, and the time a request's headers may take.
     keep_alive_timeout_s: float = Field(5.0, gt=0, description="close a connection idle this long after an answer")

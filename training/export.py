@@ -12,8 +12,19 @@ import numpy as np
 import torch
 
 from impasto.core.cli import OneLineParser
-from impasto.core.contract import INPUT_IMAGE, INPUT_STYLE_WEIGHTS, OUTPUT, build_metadata, write_metadata
+from impasto.core.contract import (
+    INPUT_IMAGE,
+    INPUT_NORM_STATS,
+    INPUT_STYLE_WEIGHTS,
+    INPUT_USE_NORM_STATS,
+    OUTPUT,
+    OUTPUT_NORM_STATS,
+    build_metadata,
+    build_tiling_metadata,
+    write_metadata,
+)
 from impasto.core.outputs import OutputClash, OutputPlan, atomic_path
+from impasto.models.norm_stats import NormStatsNetwork, instance_norms, receptive_radius
 from impasto.models.transformer import StylizationNetwork
 
 # Odd, non-square, not multiples of 4, two batch sizes: the shapes most likely to break export.
@@ -41,34 +52,57 @@ def export_onnx(network: StylizationNetwork, path: str | Path, *, training_confi
 
     The file is written atomically: until it is complete, ``path`` keeps what it held before.
     The caller's network is left in the mode it was given.
+    Instance-norm networks also get the frozen-statistics capability of the contract (tiling).
     """
     path = Path(path)
+    meta = build_metadata(network.style_names, training_config=training_config, style_info=style_info,
+                          identity_style=identity_style)
     with atomic_path(path) as temp:
-        _write_onnx(network, temp, build_metadata(network.style_names, training_config=training_config,
-                                                  style_info=style_info, identity_style=identity_style))
+        _write_onnx(network, temp, meta)
     return path
 
 
 def _write_onnx(network: StylizationNetwork, path: Path, meta: dict[str, str]) -> None:
     import onnx
+    from onnx import numpy_helper
 
     was_training = network.training
     network.eval()
+    tiled = bool(instance_norms(network))
     try:
         inputs = _example_inputs(network, PARITY_SHAPES[0])
         names = [INPUT_IMAGE, INPUT_STYLE_WEIGHTS][: len(inputs)]
+        outputs = [OUTPUT]
         axes = {INPUT_IMAGE: {0: "batch", 2: "height", 3: "width"}, OUTPUT: {0: "batch", 2: "height", 3: "width"}}
         if network.conditional:
             axes[INPUT_STYLE_WEIGHTS] = {0: "batch"}
+        module: torch.nn.Module = network
+        if tiled:
+            module = NormStatsNetwork(network).eval()
+            radius, align = receptive_radius(network)
+            meta = {**meta, **build_tiling_metadata(module.layers, radius, align)}
+            defaults = {INPUT_NORM_STATS: torch.zeros(1, module.num_stats), INPUT_USE_NORM_STATS: torch.tensor(False)}
+            if not network.conditional:
+                inputs = (*inputs, None)
+            inputs = (*inputs, *defaults.values())
+            names += list(defaults)
+            outputs.append(OUTPUT_NORM_STATS)
+            axes[INPUT_NORM_STATS] = {0: "stats_batch"}
+            axes[OUTPUT_NORM_STATS] = {0: "batch"}
         with torch.no_grad(), warnings.catch_warnings():
             # The exporter's notes on constant folding and instance-norm stats are expected here.
             warnings.simplefilter("ignore", UserWarning)
             # The TorchScript exporter handles the dynamic spatial crop and instance norm reliably.
-            torch.onnx.export(network, inputs, str(path), input_names=names, output_names=[OUTPUT],
+            torch.onnx.export(module, inputs, str(path), input_names=names, output_names=outputs,
                               dynamic_axes=axes, opset_version=OPSET, dynamo=False)
     finally:
         network.train(was_training)
     model = onnx.load(str(path))
+    if tiled:
+        # Defaults make the statistics inputs optional: onnxruntime lists them as overridable
+        # initializers, so the graph keeps the plain contract for readers that do not tile.
+        model.graph.initializer.extend(numpy_helper.from_array(value.numpy(), name)
+                                       for name, value in defaults.items())
     write_metadata(model, meta)
     model.producer_name = "impasto"
     onnx.checker.check_model(model, full_check=True)
@@ -80,7 +114,9 @@ def parity_check(network: StylizationNetwork, path: str | Path,
     """Max abs difference between onnxruntime and eager PyTorch for each input shape."""
     import onnxruntime as ort
 
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    options = ort.SessionOptions()
+    options.log_severity_level = 3  # not the note on the statistics inputs' defaults (by design)
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     was_training = network.training
     network.eval()
     results = []

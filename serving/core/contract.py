@@ -10,6 +10,20 @@ and checks it. The graph has:
 and ``metadata_props``: the style names (JSON list), the pixel convention, the training config
 (YAML), per-style provenance (JSON object) and the identity style (a style trained to reproduce
 its input, or empty).
+
+Optional capability, frozen instance-norm statistics (seam-free tiling with thumbnail instance
+normalisation): a model whose metadata has ``impasto.tiling`` also has
+
+- output ``computed_norm_stats``: float32 ``[N, K]``, the statistics its instance-norm layers
+  computed in this run (per layer in call order: C means, then C ``sqrt(var + eps)``);
+- inputs ``norm_stats`` (float32 ``[N or 1, K]``) and ``use_norm_stats`` (bool scalar) that carry
+  defaults (initializers: zeros and false), so onnxruntime lists them as overridable and a reader
+  of the plain contract never feeds them; fed with ``use_norm_stats`` true, every layer uses the
+  given statistics instead of its own, which makes the network local;
+
+and ``impasto.tiling`` says ``{"num_stats": K, "radius": R, "align": A, "layers": [[name, C], ...]}``:
+with frozen statistics an output pixel depends on input pixels at most R away, and tiles must start
+at multiples of A (the network's total down-sampling) to match the untiled run.
 """
 from __future__ import annotations
 
@@ -23,6 +37,9 @@ from impasto.core.errors import ModelError
 INPUT_IMAGE = "image"
 INPUT_STYLE_WEIGHTS = "style_weights"
 OUTPUT = "stylized"
+INPUT_NORM_STATS = "norm_stats"
+INPUT_USE_NORM_STATS = "use_norm_stats"
+OUTPUT_NORM_STATS = "computed_norm_stats"
 
 META_STYLE_NAMES = "impasto.style_names"
 META_PIXELS = "impasto.pixel_convention"
@@ -30,6 +47,7 @@ META_CONFIG = "impasto.training_config"
 META_STYLE_INFO = "impasto.style_info"
 META_IDENTITY = "impasto.identity_style"
 META_QUANTIZATION = "impasto.quantization"
+META_TILING = "impasto.tiling"
 
 PIXEL_CONVENTION = "float32 RGB [0,1] NCHW"
 # The networks reflection-pad by up to 4 pixels and downsample twice, so a side shorter than this
@@ -91,6 +109,47 @@ def read_metadata(meta: Mapping[str, str], source: str) -> ModelMetadata:
     if identity is not None and identity not in names:
         raise ModelError(f"{source}: identity style {identity!r} is not one of its styles ({', '.join(names)})")
     return ModelMetadata(names, info, identity, meta.get(META_CONFIG, ""))
+
+
+@dataclass(frozen=True)
+class TilingContract:
+    """A model's frozen-statistics capability (see the module docstring)."""
+
+    num_stats: int
+    radius: int
+    align: int
+    layers: tuple[tuple[str, int], ...] = ()
+
+    @property
+    def margin(self) -> int:
+        """Overlap each tile needs on every side: the radius rounded up to the alignment."""
+        return -(-self.radius // self.align) * self.align
+
+
+def build_tiling_metadata(layers: Sequence[tuple[str, int]], radius: int, align: int) -> dict[str, str]:
+    value = {"num_stats": sum(2 * c for _, c in layers), "radius": radius, "align": align,
+             "layers": [[name, c] for name, c in layers]}
+    return {META_TILING: json.dumps(value)}
+
+
+def read_tiling(meta: Mapping[str, str], overridable: Iterable[str], outputs: Iterable[str],
+                source: str) -> TilingContract | None:
+    """The model's tiling capability, or None when its metadata does not claim one (a plain
+    model, run untiled). A claim the graph does not back is a one-line :class:`ModelError`."""
+    if META_TILING not in meta:
+        return None
+    info = _json(meta[META_TILING], META_TILING, source)
+    try:
+        contract = TilingContract(int(info["num_stats"]), int(info["radius"]), int(info["align"]),
+                                  tuple((str(n), int(c)) for n, c in info.get("layers", [])))
+    except (TypeError, KeyError, ValueError):
+        raise ModelError(f"{source}: {META_TILING} must be a JSON object with num_stats, radius and align") from None
+    if contract.num_stats < 1 or contract.radius < 0 or contract.align < 1:
+        raise ModelError(f"{source}: {META_TILING} needs num_stats >= 1, radius >= 0 and align >= 1")
+    missing = ({INPUT_NORM_STATS, INPUT_USE_NORM_STATS} - set(overridable)) | ({OUTPUT_NORM_STATS} - set(outputs))
+    if missing:
+        raise ModelError(f"{source}: {META_TILING} is set but the graph lacks {', '.join(sorted(missing))}")
+    return contract
 
 
 def check_io(inputs: Iterable[str], outputs: Iterable[str], source: str) -> bool:

@@ -15,11 +15,16 @@ import numpy as np
 
 from impasto.core.contract import (
     INPUT_IMAGE,
+    INPUT_NORM_STATS,
     INPUT_STYLE_WEIGHTS,
+    INPUT_USE_NORM_STATS,
     MIN_SIDE,
     OUTPUT,
+    OUTPUT_NORM_STATS,
+    TilingContract,
     check_signature,
     read_metadata,
+    read_tiling,
 )
 from impasto.core.errors import ModelError, StyleError
 from impasto.core.stylespec import StyleItem, parse_style_spec, weight_vector
@@ -73,7 +78,12 @@ class StyleModel:
         self.path = Path(path)
         if not self.path.is_file():
             raise ModelError(f"model not found: {self.path}")
-        options = options or ort.SessionOptions()
+        if options is None:
+            options = ort.SessionOptions()
+            # Errors only: onnxruntime warns at load about the statistics inputs' defaults (the
+            # optional tiling inputs of the contract), which is by design; provider fallbacks
+            # are logged below.
+            options.log_severity_level = 3
         if threads:
             options.intra_op_num_threads = threads
         providers = list(providers) if providers else resolve_providers(device)
@@ -84,6 +94,12 @@ class StyleModel:
         if providers[0] not in self.session.get_providers():
             log.warning("%s could not be loaded; running %s on %s", providers[0], self.path.name,
                         ", ".join(self.session.get_providers()))
+        # onnxruntime's CPU arena stays on (without it a 1024² image took 10-20 % longer: every
+        # activation is a fresh allocation); it keeps the peak of the largest run, so a caller that
+        # has just finished a large image asks for it back with ``release_memory`` (tiling does).
+        self._shrink = ort.RunOptions() if options.enable_cpu_mem_arena else None
+        if self._shrink is not None:
+            self._shrink.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
         meta = dict(self.session.get_modelmeta().custom_metadata_map)
         contract = read_metadata(meta, str(self.path))
         self.metadata = meta
@@ -92,6 +108,9 @@ class StyleModel:
         self.identity_style: str | None = contract.identity_style
         self.blendable = check_signature(self.session.get_inputs(), self.session.get_outputs(),
                                          len(self.style_names), str(self.path))
+        self.tiling: TilingContract | None = read_tiling(
+            meta, (t.name for t in self.session.get_overridable_initializers()),
+            (t.name for t in self.session.get_outputs()), str(self.path))
         self.name = self.path.stem
         self._probe()
 
@@ -122,12 +141,58 @@ class StyleModel:
             raise StyleError(f"model {self.name} holds a single style and cannot blend")
         return weights
 
-    def run(self, images: np.ndarray, style_weights: np.ndarray | None = None) -> np.ndarray:
+    def run(self, images: np.ndarray, style_weights: np.ndarray | None = None,
+            norm_stats: np.ndarray | None = None, *, release_memory: bool = False) -> np.ndarray:
         """``[N, 3, H, W]`` float32 in [0, 1] (+ ``[N, S]`` weights) -> stylised ``[N, 3, H, W]``.
 
         Sides under :data:`~impasto.core.contract.MIN_SIDE` are edge-padded for the network and
-        the output is cropped back, so any image of at least one pixel works.
+        the output is cropped back, so any image of at least one pixel works. ``norm_stats``
+        (``[N or 1, K]``, from :meth:`norm_stats`; tiling models only) freezes every instance-norm
+        layer's statistics. ``release_memory`` returns the memory onnxruntime kept for this run to
+        the system after it (the end of a large image).
         """
+        feeds, (height, width) = self._feeds(images, style_weights)
+        if norm_stats is not None:
+            if self.tiling is None:
+                raise ModelError(f"{self.name}: this model cannot take frozen statistics (export it again "
+                                 "with `impasto export` to tile)")
+            stats = np.ascontiguousarray(norm_stats, dtype=np.float32)
+            if stats.ndim != 2 or stats.shape[1] != self.tiling.num_stats or stats.shape[0] not in (1, len(images)):
+                raise ModelError(f"{self.name}: expected statistics of shape [N or 1, {self.tiling.num_stats}], "
+                                 f"got {list(stats.shape)}")
+            feeds[INPUT_NORM_STATS] = stats
+            feeds[INPUT_USE_NORM_STATS] = np.array(True)
+        output = self._session_run(OUTPUT, feeds, release_memory)
+        # Never hand on a wrong-sized or NaN image (it would encode as black): fail in one line.
+        expected = feeds[INPUT_IMAGE].shape
+        if getattr(output, "shape", None) != expected:
+            raise ModelError(f"{self.name}: the model's output has shape {list(np.shape(output))}, "
+                             f"expected {list(expected)} (the input's)")
+        if not np.isfinite(output).all():
+            raise ModelError(f"{self.name}: the model's output is not finite (NaN or infinity)")
+        return output[:, :, :height, :width]
+
+    def norm_stats(self, images: np.ndarray, style_weights: np.ndarray | None = None) -> np.ndarray:
+        """The ``[N, K]`` statistics every instance-norm layer computes for ``images`` (a
+        thumbnail, for tiling); tiling models only."""
+        if self.tiling is None:
+            raise ModelError(f"{self.name}: this model does not report its normalisation statistics")
+        feeds, _ = self._feeds(images, style_weights)
+        stats = self._session_run(OUTPUT_NORM_STATS, feeds)
+        if getattr(stats, "shape", None) != (len(images), self.tiling.num_stats) or not np.isfinite(stats).all():
+            raise ModelError(f"{self.name}: the model's statistics are not finite [N, {self.tiling.num_stats}]")
+        return stats
+
+    def _session_run(self, name: str, feeds: dict[str, np.ndarray], release_memory: bool = False) -> np.ndarray:
+        try:
+            if release_memory and self._shrink is not None:
+                return self.session.run([name], feeds, self._shrink)[0]
+            return self.session.run([name], feeds)[0]
+        except Exception as err:  # onnxruntime raises its own exception types (shapes, memory, ...)
+            raise ModelError(f"{self.name}: inference failed ({err})".splitlines()[0]) from None
+
+    def _feeds(self, images: np.ndarray, style_weights: np.ndarray | None) -> tuple[dict[str, np.ndarray],
+                                                                                    tuple[int, int]]:
         images = np.asarray(images, dtype=np.float32)
         if images.ndim != 4 or images.shape[1] != 3:
             raise ModelError(f"{self.name}: expected images of shape [N, 3, H, W], got {list(images.shape)}")
@@ -143,18 +208,7 @@ class StyleModel:
                 raise ModelError(f"{self.name}: expected finite style weights of shape "
                                  f"[{n}, {len(self.style_names)}], got {list(weights.shape)}")
             feeds[INPUT_STYLE_WEIGHTS] = weights
-        try:
-            output = self.session.run([OUTPUT], feeds)[0]
-        except Exception as err:  # onnxruntime raises its own exception types (shapes, memory, ...)
-            raise ModelError(f"{self.name}: inference failed ({err})".splitlines()[0]) from None
-        # Never hand on a wrong-sized or NaN image (it would encode as black): fail in one line.
-        expected = feeds[INPUT_IMAGE].shape
-        if getattr(output, "shape", None) != expected:
-            raise ModelError(f"{self.name}: the model's output has shape {list(np.shape(output))}, "
-                             f"expected {list(expected)} (the input's)")
-        if not np.isfinite(output).all():
-            raise ModelError(f"{self.name}: the model's output is not finite (NaN or infinity)")
-        return output[:, :, :height, :width]
+        return feeds, (height, width)
 
 
 def bundled_models() -> list[Path]:

@@ -137,6 +137,7 @@ async function run() {
     max_size: $("max-size").value,
     preserve_color: String($("preserve").checked),
     format: $("format").value,
+    stroke_scale: $("stroke").value,
   });
   const form = new FormData();
   form.append("image", state.file, state.file.name || "image");
@@ -204,7 +205,7 @@ function init() {
     $("strength-value").textContent = `${e.target.value}%`;
     scheduleRun();
   });
-  for (const id of ["preserve", "max-size", "format"]) $(id).addEventListener("change", () => scheduleRun());
+  for (const id of ["preserve", "max-size", "format", "stroke"]) $(id).addEventListener("change", () => scheduleRun());
   $("run").addEventListener("click", run);
   loadStyles();
 }

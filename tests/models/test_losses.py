@@ -128,6 +128,19 @@ def test_identity_pixel_term_weighs_each_sample_by_its_identity_share(encoder):
     assert "identity" not in unweighted(output, content, weights)  # off by default
 
 
+def test_an_identity_style_alone_can_be_retuned(encoder):
+    # `add_style` with styles=[{name: identity, identity: true}]: no painting, so no Gram target to
+    # read the shapes from; the pixel identity term is all there is to train.
+    loss = PerceptualLoss(encoder, {"relu2_2": 1.0}, {"relu1_1": 1.0}, identity_weight=2.0, identity_loss="pixel")
+    loss.set_style_targets([([], None)])
+    content = torch.rand(2, 3, 32, 32)
+    terms = loss(content + 0.1, content, torch.ones(2, 1))
+    assert terms["identity"].item() == pytest.approx(0.2, rel=1e-4)
+    assert loss(content, content, torch.ones(2, 1))["total"].item() == pytest.approx(0.0, abs=1e-6)
+    with pytest.raises(ValueError, match="at least one style"):
+        loss.set_style_targets([])
+
+
 class CountingEncoder(torch.nn.Module):
     """Wraps a feature extractor and records the batch size and layers of every pass."""
 

@@ -32,8 +32,8 @@ def _photo(path: Path) -> tuple[int, int]:
     return img.size
 
 
-@pytest.fixture
-def driver(tmp_path):
+def chromium(tmp_path: Path, *extra_args: str):
+    """A headless Chromium under selenium (skips the test when Chromium is not installed)."""
     if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
         pytest.skip(f"browser test needs {CHROMIUM} and {CHROMEDRIVER}: apt-get install chromium chromium-driver")
     from selenium import webdriver
@@ -44,10 +44,16 @@ def driver(tmp_path):
     for arg in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
                 "--disable-dev-shm-usage", f"--user-data-dir={tmp_path / 'chromium-profile'}",
-                "--window-size=1440,1000"):
+                "--window-size=1440,1000", *extra_args):
         options.add_argument(arg)
     browser = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     browser.set_page_load_timeout(30)
+    return browser
+
+
+@pytest.fixture
+def driver(tmp_path):
+    browser = chromium(tmp_path)
     yield browser
     browser.quit()
 
