@@ -35,7 +35,7 @@ from PIL import Image, ImageDraw
 
 from benchmarks.load import BenchmarkError, _free_port, peak_rss_mib, running_server
 from benchmarks.tables import text_table
-from impasto.core import tiling
+from impasto.core import imageio, tiling
 from impasto.core.model import StyleModel, default_model_path
 
 SHARED_PHOTOS = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "content" / "imagenet-sample"
@@ -136,7 +136,7 @@ def seams(model: StyleModel, rgb: np.ndarray, weights: np.ndarray, tile: int, fi
     align = model.tiling.align if model.tiling else 1
     ratios = {"thumbnail": seam_ratio(thumb, tile, align), "naive": seam_ratio(naive, tile, align)}
     if untiled:
-        whole = tiling.to_uint8(model.run(tiling.to_float(rgb)[None], weights[None], stats)[0])
+        whole = imageio.to_uint8(model.run(imageio.to_array(rgb)[None], weights[None], stats)[0])
         ratios["untiled"] = seam_ratio(whole, tile, align)
         ratios["max_diff"] = float(np.abs(whole.astype(np.int16) - thumb).max())
         del whole
@@ -151,7 +151,7 @@ def seams(model: StyleModel, rgb: np.ndarray, weights: np.ndarray, tile: int, fi
 
 def parity(model: StyleModel, rgb: np.ndarray, weights: np.ndarray, tile: int) -> float:
     stats = tiling.thumbnail_stats(model, rgb, weights)
-    whole = model.run(tiling.to_float(rgb)[None], weights[None], stats)[0].transpose(1, 2, 0)
+    whole = model.run(imageio.to_array(rgb)[None], weights[None], stats)[0].transpose(1, 2, 0)
     tiled = tiling.stylize_tiles(model, rgb, weights, stats, tile, out=np.empty(rgb.shape, np.float32))
     return float(np.abs(tiled - whole).max())
 

@@ -256,15 +256,19 @@ def resize_longer(img: Image.Image, size: int | None, *, upscale: bool = False) 
                       Image.Resampling.LANCZOS)
 
 
-def to_array(img: Image.Image) -> np.ndarray:
-    """PIL RGB -> float32 ``[3, H, W]`` in [0, 1]."""
+def to_array(img: Image.Image | np.ndarray) -> np.ndarray:
+    """PIL RGB (or ``uint8 [H, W, 3]``) -> float32 ``[3, H, W]`` in [0, 1]."""
     return np.ascontiguousarray(np.asarray(img, dtype=np.float32).transpose(2, 0, 1) / 255.0)
+
+
+def to_uint8(chw: np.ndarray) -> np.ndarray:
+    """float ``[3, H, W]`` in [0, 1] -> ``uint8 [H, W, 3]`` (clipped, rounded)."""
+    return np.clip(chw.transpose(1, 2, 0) * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
 
 def from_array(chw: np.ndarray) -> Image.Image:
     """float32 ``[3, H, W]`` in [0, 1] -> PIL RGB (clipped, rounded)."""
-    hwc = np.clip(chw.transpose(1, 2, 0) * 255.0 + 0.5, 0, 255).astype(np.uint8)
-    return Image.fromarray(hwc, "RGB")
+    return Image.fromarray(to_uint8(chw), "RGB")
 
 
 def encode(img: Image.Image, fmt: str = "png", quality: int = 92) -> tuple[bytes, str]:

@@ -28,6 +28,7 @@ from PIL import Image
 
 from impasto.core.errors import OptionError
 from impasto.core.guided import guided_filter, luminance
+from impasto.core.imageio import to_array, to_uint8
 from impasto.core.model import StyleModel
 
 # The thumbnail the statistics come from, and the automatic policy: images whose longer side is
@@ -116,16 +117,6 @@ def tile_size_for(model: StyleModel, height: int, width: int, tile_size: int | N
     return tile_size
 
 
-def to_float(rgb: np.ndarray) -> np.ndarray:
-    """``uint8 [h, w, 3]`` -> float32 ``[3, h, w]`` in [0, 1] (as :func:`impasto.core.imageio.to_array`)."""
-    return np.ascontiguousarray(rgb.transpose(2, 0, 1), dtype=np.float32) / np.float32(255.0)
-
-
-def to_uint8(chw: np.ndarray) -> np.ndarray:
-    """float ``[3, h, w]`` -> ``uint8 [h, w, 3]``, clipped and rounded (as ``imageio.from_array``)."""
-    return np.clip(chw.transpose(1, 2, 0) * 255.0 + 0.5, 0, 255).astype(np.uint8)
-
-
 def resize_rgb(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
     return np.asarray(Image.fromarray(rgb, "RGB").resize((width, height), Image.Resampling.LANCZOS))
 
@@ -136,7 +127,7 @@ def thumbnail_stats(model: StyleModel, rgb: np.ndarray, weights: np.ndarray | No
     height, width = rgb.shape[:2]
     scale = min(1.0, size / max(height, width))
     thumb = rgb if scale >= 1.0 else resize_rgb(rgb, max(1, round(width * scale)), max(1, round(height * scale)))
-    return model.norm_stats(to_float(thumb)[None], None if weights is None else weights[None])
+    return model.norm_stats(to_array(thumb)[None], None if weights is None else weights[None])
 
 
 def _batches(tiles: list[Tile], size: int) -> Iterator[list[Tile]]:
@@ -168,7 +159,7 @@ def stylize_tiles(model: StyleModel, rgb: np.ndarray, weights: np.ndarray | None
     groups = list(_batches(tiles, batch))
     for index, group in enumerate(groups):
         check()
-        windows = np.stack([to_float(rgb[y0:y1, x0:x1]) for y0, y1, x0, x1 in (t.window for t in group)])
+        windows = np.stack([to_array(rgb[y0:y1, x0:x1]) for y0, y1, x0, x1 in (t.window for t in group)])
         run_weights = None if weights is None else np.tile(weights, (len(group), 1))
         # The last batch gives onnxruntime's memory back: a service's next request may be small.
         styled = model.run(windows, run_weights, stats, release_memory=index == len(groups) - 1)
@@ -184,7 +175,7 @@ def stylize_tiles(model: StyleModel, rgb: np.ndarray, weights: np.ndarray | None
 def stylize_whole(model: StyleModel, rgb: np.ndarray, weights: np.ndarray | None,
                   finish: Finish = _keep) -> np.ndarray:
     """The untiled run (the network's own statistics), as ``uint8``."""
-    original = to_float(rgb)
+    original = to_array(rgb)
     styled = model.run(original[None], None if weights is None else weights[None])[0]
     return to_uint8(finish(styled, original))
 
@@ -224,8 +215,8 @@ def _stroke_scaled(model: StyleModel, rgb: np.ndarray, weights: np.ndarray | Non
         # The window's part of the whole up-sampled image (PIL resamples a box of the source).
         up = small_img.resize((x1 - x0, y1 - y0), Image.Resampling.BICUBIC,
                               box=(x0 * sx, y0 * sy, x1 * sx, y1 * sy))
-        photo = to_float(rgb[y0:y1, x0:x1])
-        restored = np.clip(guided_filter(luminance(photo), to_float(np.asarray(up)), radius, GUIDE_EPS), 0.0, 1.0)
+        photo = to_array(rgb[y0:y1, x0:x1])
+        restored = np.clip(guided_filter(luminance(photo), to_array(up), radius, GUIDE_EPS), 0.0, 1.0)
         rows, cols = t.crop()
         cy0, cy1, cx0, cx1 = t.core
         out[cy0:cy1, cx0:cx1] = to_uint8(finish(restored[:, rows, cols], photo[:, rows, cols]))

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from skimage import data
 
-from impasto.core import tiling
+from impasto.core import imageio, tiling
 from impasto.core.errors import ModelError, OptionError
 from impasto.core.model import StyleModel
 from tests.serving.tiling_models import export_plain, export_tiling, tiny_realtime
@@ -44,19 +44,19 @@ def test_tiled_equals_untiled_with_the_same_frozen_statistics(models, photo, til
     model = models["tiling"]
     weights = model.style_weights("wave:0.6,ink:0.4")
     stats = tiling.thumbnail_stats(model, photo, weights)
-    whole = model.run(tiling.to_float(photo)[None], weights[None], stats)[0]
+    whole = model.run(imageio.to_array(photo)[None], weights[None], stats)[0]
     tiles = tiling.plan_tiles(*photo.shape[:2], tile, model.tiling.margin, model.tiling.align)
     assert len(tiles) >= 4
     assert np.abs(tiled_float(model, photo, weights, stats, tile, model.tiling.margin) - whole).max() <= 1e-3
     out = tiling.stylize_tiles(model, photo, weights, stats, tile, batch=3)
-    assert np.abs(out.astype(int) - tiling.to_uint8(whole).astype(int)).max() <= 1
+    assert np.abs(out.astype(int) - imageio.to_uint8(whole).astype(int)).max() <= 1
 
 
 def test_an_overlap_under_the_receptive_radius_shows_seams(models, photo):
     model = models["tiling"]
     weights = model.style_weights("ink")
     stats = tiling.thumbnail_stats(model, photo, weights)
-    whole = model.run(tiling.to_float(photo)[None], weights[None], stats)[0]
+    whole = model.run(imageio.to_array(photo)[None], weights[None], stats)[0]
     assert np.abs(tiled_float(model, photo, weights, stats, 20, 8) - whole).max() > 1e-2
 
 
@@ -64,8 +64,8 @@ def test_statistics_of_an_image_within_the_thumbnail_size_are_its_own(models, ph
     """At most the thumbnail size, frozen statistics change nothing: the policy's switch is seamless."""
     model = models["tiling"]
     weights = model.style_weights("wave")
-    own = model.run(tiling.to_float(photo)[None], weights[None])[0]
-    frozen = model.run(tiling.to_float(photo)[None], weights[None], tiling.thumbnail_stats(model, photo, weights))[0]
+    own = model.run(imageio.to_array(photo)[None], weights[None])[0]
+    frozen = model.run(imageio.to_array(photo)[None], weights[None], tiling.thumbnail_stats(model, photo, weights))[0]
     assert np.abs(own - frozen).max() <= 1e-5
 
 
@@ -75,7 +75,7 @@ def test_naive_tiles_differ_from_thumbnail_statistics(models):
     rgb = np.ascontiguousarray(data.astronaut()[::2, ::2])
     weights = model.style_weights("wave")
     stats = tiling.thumbnail_stats(model, rgb, weights)
-    window = tiling.to_float(rgb[:64, :64])[None]
+    window = imageio.to_array(rgb[:64, :64])[None]
     assert np.abs(model.run(window, weights[None]) - model.run(window, weights[None], stats)).max() > 1e-2
 
 
@@ -99,7 +99,7 @@ def test_an_old_plain_model_still_runs_untiled_and_with_stroke_scale(models, pho
     scaled = tiling.stylize_image(plain, photo, weights, stroke_scale=2)
     assert scaled.shape == photo.shape
     with pytest.raises(ModelError, match="cannot take frozen statistics"):
-        plain.run(tiling.to_float(photo)[None], weights[None], np.zeros((1, 8), np.float32))
+        plain.run(imageio.to_array(photo)[None], weights[None], np.zeros((1, 8), np.float32))
 
 
 def test_stroke_scale_keeps_the_size_tiles_seamlessly_and_changes_the_strokes(models):
@@ -139,7 +139,7 @@ def test_plan_covers_every_pixel_once_with_aligned_windows():
 
 def test_tiling_gives_the_arena_back_after_an_image_and_results_do_not_change(models, photo, monkeypatch):
     model = models["tiling"]
-    image = tiling.to_float(photo)[None]
+    image = imageio.to_array(photo)[None]
     weights = model.style_weights(model.style_names[1])[None]
     assert np.array_equal(model.run(image, weights), model.run(image, weights, release_memory=True))
     released = []
