@@ -116,7 +116,8 @@ class Stylizer:
                                  f"of {self.budget.capacity}")
             reservation = self.budget.reserve(pixels, model.name)
             try:
-                if options.stroke_scale > 1.0 or tiling.tile_size_for(model, *_resized(img.size, max_size)):
+                width, height = imageio.longer_side_size(img.width, img.height, max_size)
+                if options.stroke_scale > 1.0 or tiling.tile_size_for(model, height, width):
                     return await self._large(reservation, img, max_size, controls, selection, options)
                 def keep(array: np.ndarray) -> np.ndarray:  # the decoded original is garbage from here on
                     reservation.shrink(array.shape[1] * array.shape[2])
@@ -172,10 +173,3 @@ class Stylizer:
         body, content_type = await self._in_stages(
             reservation, out, lambda arr: Image.fromarray(arr, "RGB"), lambda pil: imageio.encode(pil, options.format))
         return StylizeResult(body, content_type, width, height, selection, 1, timing["inference_s"] * 1000.0, mode)
-
-
-def _resized(size: tuple[int, int], max_size: int) -> tuple[int, int]:
-    """``(height, width)`` of an image of ``size`` (width, height) after ``resize_longer(max_size)``."""
-    width, height = size
-    scale = min(1.0, max_size / max(width, height))
-    return max(1, round(height * scale)), max(1, round(width * scale))

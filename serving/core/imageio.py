@@ -245,15 +245,21 @@ def open_reference(ref: str | Path) -> Image.Image:
     return open_image(Path(text).expanduser())
 
 
+def longer_side_size(width: int, height: int, size: int | None, *, upscale: bool = False) -> tuple[int, int]:
+    """``(width, height)`` scaled so the longer side is ``size`` (aspect kept, see :func:`resize_longer`),
+    without touching any pixels: for deciding before decoding or resizing."""
+    longer = max(width, height)
+    if not size or longer == size or (longer < size and not upscale):
+        return width, height
+    scale = size / longer
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
 def resize_longer(img: Image.Image, size: int | None, *, upscale: bool = False) -> Image.Image:
     """Scale (Lanczos, aspect kept) so the longer side is ``size``; smaller images are left as they
     are unless ``upscale``. ``None`` or 0 leaves the image unchanged."""
-    longer = max(img.size)
-    if not size or longer == size or (longer < size and not upscale):
-        return img
-    scale = size / longer
-    return img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))),
-                      Image.Resampling.LANCZOS)
+    target = longer_side_size(img.width, img.height, size, upscale=upscale)
+    return img if target == img.size else img.resize(target, Image.Resampling.LANCZOS)
 
 
 def to_array(img: Image.Image | np.ndarray) -> np.ndarray:

@@ -28,7 +28,7 @@ from PIL import Image
 
 from impasto.core.errors import OptionError
 from impasto.core.guided import guided_filter, luminance
-from impasto.core.imageio import to_array, to_uint8
+from impasto.core.imageio import longer_side_size, to_array, to_uint8
 from impasto.core.model import StyleModel
 
 # The thumbnail the statistics come from, and the automatic policy: images whose longer side is
@@ -125,8 +125,8 @@ def thumbnail_stats(model: StyleModel, rgb: np.ndarray, weights: np.ndarray | No
                     size: int = THUMBNAIL_SIZE) -> np.ndarray:
     """``[1, K]`` statistics of every normalisation layer on the image's thumbnail."""
     height, width = rgb.shape[:2]
-    scale = min(1.0, size / max(height, width))
-    thumb = rgb if scale >= 1.0 else resize_rgb(rgb, max(1, round(width * scale)), max(1, round(height * scale)))
+    target = longer_side_size(width, height, size)
+    thumb = rgb if target == (width, height) else resize_rgb(rgb, *target)
     return model.norm_stats(to_array(thumb)[None], None if weights is None else weights[None])
 
 
