@@ -45,6 +45,18 @@ def kept_styles(info: dict[str, Any], new_styles: list[dict]) -> list[dict]:
             for n in info["style_names"] if n not in retrained]
 
 
+def as_kept(info: dict[str, Any], spec: dict, source: str) -> dict:
+    """A style the config lists with ``keep: true`` (e.g. to re-tune the others at new weights) is
+    the ``init_from`` checkpoint's as trained, role included: whether it is the identity style comes
+    from the checkpoint, so that re-tuning other styles cannot drop the identity from the model."""
+    name = spec.get("name")
+    if name not in info["style_names"]:
+        raise ValueError(f"style {name!r} is `keep: true`, but {source} has no style of that name "
+                         f"(it has {', '.join(info['style_names'])})")
+    return {**spec, "identity": name == info.get("identity_style"),
+            "info": spec.get("info") or info.get("style_info", {}).get(name, {})}
+
+
 def _keep_csv_history(loggers: list[Any]) -> None:
     """Lightning's CSV logger rewrites ``metrics.csv`` from what it logged in this process, so a
     resumed run would erase the log from before the resume: set it aside as
@@ -91,7 +103,7 @@ def build_system(cfg: DictConfig) -> Any:
     source = None
     if cfg.get("init_from"):
         source, info = load_network(cfg.init_from)
-        styles = kept_styles(info, styles) + styles
+        styles = kept_styles(info, styles) + [as_kept(info, s, cfg.init_from) if s.get("keep") else s for s in styles]
         # The weights only fit the architecture they were trained with, whatever `network=` says
         # (also in the config saved with the run).
         with open_dict(cfg):

@@ -92,3 +92,35 @@ def test_batch_norm_networks_export_without_the_capability(tmp_path):
     net = StylizationNetwork(widths=(8, 16, 16), num_residual_blocks=1, norm="batch").eval()
     path = export_onnx(net, tmp_path / "bn.onnx")
     assert StyleModel(path, device="cpu").tiling is None
+
+
+@pytest.mark.parametrize("norm", ["conditional_instance", "instance"])
+def test_the_statistics_form_computes_what_the_network_computes_also_on_flat_images(norm):
+    """The exported form folds the affine into one scale and shift and takes the variance as
+    E[x^2] - mean^2; it must stay the network's maths, and a flat image (variance 0, where that
+    difference can round below zero) must not turn into NaN."""
+    torch.manual_seed(4)
+    net = StylizationNetwork(widths=(8, 8, 16), num_residual_blocks=1, kernel_sizes=(7, 3, 3), norm=norm,
+                             num_styles=3 if norm == "conditional_instance" else 1, stem_stride=2,
+                             up_block="dwsep", head="pixel_shuffle").eval()
+    for module in net.modules():
+        if isinstance(module, torch.nn.InstanceNorm2d) and module.affine:
+            torch.nn.init.normal_(module.weight, 1.0, 0.5)
+    wrapped = NormStatsNetwork(net).eval()
+    weights = torch.tensor([[0.2, 0.5, 0.3]]) if net.conditional else None
+    g = torch.Generator().manual_seed(5)
+    for image in (torch.rand(1, 3, 70, 45, generator=g), torch.full((1, 3, 64, 64), 0.37)):
+        with torch.no_grad():
+            expected, (got, stats) = net(image, weights), wrapped(image, weights)
+        assert torch.isfinite(got).all() and torch.isfinite(stats).all()
+        assert (got - expected).abs().max() <= 1e-4
+
+
+def test_the_exported_normalisation_is_two_reductions_and_a_scale_and_shift(exported):
+    """Each norm layer reads its feature map twice (mean, root sum of squares) and writes it once
+    (scale and shift): the textbook form's subtract, square, divide passes cost ~15 % at 1024²."""
+    _, path = exported
+    ops = [node.op_type for node in onnx.load(str(path)).graph.node]
+    layers = len(StyleModel(path, device="cpu").tiling.layers)
+    assert ops.count("ReduceMean") == ops.count("ReduceL2") == layers
+    assert "Pow" not in ops and "InstanceNormalization" not in ops

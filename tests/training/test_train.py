@@ -175,3 +175,19 @@ def test_the_train_command_puts_sys_argv_back(tmp_path, monkeypatch, capsys):
         "impasto train: missing config value(s): data.root (set on the command line: data.root=...)"]
     assert sys.argv == ["caller", "--its-own-flag"]
     assert compose_config(["network=tiny"]).network.num_residual_blocks == 1  # Hydra can compose again
+
+
+def test_a_style_kept_by_name_keeps_its_role_from_the_checkpoint(tmp_path):
+    """Re-tuning some of the bundled styles while listing the identity as ``keep: true`` (even with
+    ``identity: false``) leaves it the identity style, untrained; an unknown kept name is refused."""
+    photo = tmp_path / "painting.png"
+    Image.fromarray((torch.rand(80, 80, 3) * 255).byte().numpy()).save(photo)
+    retune = [*TINY, "init_from=bundled", "trainable=norm", "style_size=64",
+              f"styles=[{{name: wave, images: ['{photo}']}}, {{name: identity, identity: false, keep: true}}]"]
+    system = build_system(compose_train_config(tmp_path, retune))
+    by_name = {s.name: s for s in system.styles}
+    assert by_name["identity"].identity and by_name["identity"].keep
+    assert [system.styles[i].name for i in system.trained_ids] == ["wave"]
+    unknown = [*retune[:-1], f"styles=[{{name: wave, images: ['{photo}']}}, {{name: nope, keep: true}}]"]
+    with pytest.raises(ValueError, match="'nope' is `keep: true`, but bundled has no style of that name"):
+        build_system(compose_train_config(tmp_path, unknown))
