@@ -43,8 +43,8 @@ def _normalise(x: torch.Tensor, ex: _Exchange, channels: int, eps: float,
     Written for the exported graph's speed, where every pass over a feature map costs: two
     reductions (the mean and the root of the sum of squares, which read ``x`` once each) and one
     per-channel scale and shift that also carries the affine, instead of the five element-wise
-    passes of the textbook form. The variance is ``E[x^2] - mean^2`` (float32 keeps it within
-    1e-5 of the two-pass value on these activations; clamped at 0 so a flat map cannot go negative).
+    passes of the textbook form. The variance is ``E[x^2] - mean^2`` (clamped at 0 so that a flat
+    map cannot round below it; the export's parity check holds it to the network's output).
     """
     mean = x.mean(dim=(2, 3))
     pixels = x.shape[2] * x.shape[3]
@@ -80,12 +80,11 @@ class StatsConditionalNorm(nn.Module):
 
     def __init__(self, norm: ConditionalInstanceNorm2d, exchange: _Exchange):
         super().__init__()
-        self.norm = StatsInstanceNorm(norm.norm, exchange)  # the statistics' owner, named as before
+        self.channels, self.eps, self.exchange = norm.norm.num_features, norm.norm.eps, exchange
         self.weight, self.bias = norm.weight, norm.bias
 
     def forward(self, x: torch.Tensor, style_weights: torch.Tensor) -> torch.Tensor:
-        inner = self.norm
-        return _normalise(x, inner.exchange, inner.channels, inner.eps,
+        return _normalise(x, self.exchange, self.channels, self.eps,
                           style_weights @ self.weight, style_weights @ self.bias)
 
 
@@ -123,10 +122,10 @@ class NormStatsNetwork(nn.Module):
 
     def _call_order(self, network: StylizationNetwork) -> list[tuple[str, int]]:
         order: list[tuple[str, int]] = []
-        # A conditional norm's statistics keep the name of the InstanceNorm2d inside it.
+        # A conditional norm's statistics keep the name of the InstanceNorm2d it had inside.
         handles = [m.register_forward_hook(lambda m, i, o, name=name: order.append((name, m.channels)))
                    for name, m in self.network.named_modules() if isinstance(m, StatsInstanceNorm)]
-        handles += [m.register_forward_hook(lambda m, i, o, name=name: order.append((f"{name}.norm", m.norm.channels)))
+        handles += [m.register_forward_hook(lambda m, i, o, name=name: order.append((f"{name}.norm", m.channels)))
                     for name, m in self.network.named_modules() if isinstance(m, StatsConditionalNorm)]
         try:
             image = torch.zeros(1, 3, 64, 64)

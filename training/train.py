@@ -40,9 +40,13 @@ def kept_styles(info: dict[str, Any], new_styles: list[dict]) -> list[dict]:
     """The styles of an ``init_from`` checkpoint, kept as trained (``keep: true``) unless the new
     config retrains one of the same name."""
     retrained = {s["name"] for s in new_styles}
-    return [{"name": n, "keep": True, "identity": n == info.get("identity_style"),
-             "info": info.get("style_info", {}).get(n, {})}
-            for n in info["style_names"] if n not in retrained]
+    return [kept_spec(info, n) for n in info["style_names"] if n not in retrained]
+
+
+def kept_spec(info: dict[str, Any], name: str) -> dict:
+    """The style config of the checkpoint's style ``name``, kept as trained, its role and info included."""
+    return {"name": name, "keep": True, "identity": name == info.get("identity_style"),
+            "info": info.get("style_info", {}).get(name, {})}
 
 
 def as_kept(info: dict[str, Any], spec: dict, source: str) -> dict:
@@ -53,8 +57,8 @@ def as_kept(info: dict[str, Any], spec: dict, source: str) -> dict:
     if name not in info["style_names"]:
         raise ValueError(f"style {name!r} is `keep: true`, but {source} has no style of that name "
                          f"(it has {', '.join(info['style_names'])})")
-    return {**spec, "identity": name == info.get("identity_style"),
-            "info": spec.get("info") or info.get("style_info", {}).get(name, {})}
+    kept = kept_spec(info, name)
+    return {**spec, "identity": kept["identity"], "info": spec.get("info") or kept["info"]}
 
 
 def _keep_csv_history(loggers: list[Any]) -> None:

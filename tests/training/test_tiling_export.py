@@ -118,7 +118,7 @@ def test_the_statistics_form_computes_what_the_network_computes_also_on_flat_ima
 
 def test_the_exported_normalisation_is_two_reductions_and_a_scale_and_shift(exported):
     """Each norm layer reads its feature map twice (mean, root sum of squares) and writes it once
-    (scale and shift): the textbook form's subtract, square, divide passes cost ~15 % at 1024²."""
+    (scale and shift), without the textbook form's subtract, square and divide passes."""
     _, path = exported
     ops = [node.op_type for node in onnx.load(str(path)).graph.node]
     layers = len(StyleModel(path, device="cpu").tiling.layers)
