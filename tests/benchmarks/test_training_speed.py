@@ -20,7 +20,7 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.mark.timeout(300)
 def test_old_and_new_steps_side_by_side(capsys, tmp_path):
-    assert main(["--baseline-ref", "HEAD", "--experiment", "smoke", "--rounds", "1", "--steps", "1",
+    assert main(["--baseline-ref", "HEAD", "--experiment", "smoke", "--rounds", "1", "--steps", "1", "--flop-steps", "2",
                  "--styles-dir", str(tmp_path), "--override", "style_size=32", "--override", "data.image_size=32"]) == 0
     out = capsys.readouterr().out
     assert re.search(r"old: HEAD, 4 photos x 1 styles per step, 32x32 crops", out), out
@@ -29,6 +29,11 @@ def test_old_and_new_steps_side_by_side(capsys, tmp_path):
     old, new, ratio = map(float, row.groups())
     assert 0 < old < math.inf and 0 < new < math.inf and ratio == pytest.approx(new / old, abs=0.01)
     assert "median" in out
+    work = re.search(r"old ([\d.]+) GFLOP, new ([\d.]+) GFLOP, old/new ([\d.]+)x", out)
+    assert work, out
+    old_work, new_work, work_ratio = map(float, work.groups())
+    assert old_work > 0 and new_work > 0 and work_ratio == pytest.approx(old_work / new_work, rel=0.05)
+    assert re.search(r"counted FLOP/s new/old: [\d.]+x", out), out
     worktrees = subprocess.run(["git", "-C", str(REPO), "worktree", "list"], capture_output=True, text=True).stdout
     assert len(worktrees.strip().splitlines()) == 1  # the temporary checkout is gone
 
